@@ -1,0 +1,91 @@
+// The models contrail trains and serves, behind one small class that hides
+// LibTorch from the rest of the system: a Model exposes its parameters and
+// buffers as float spans in a fixed flattening order (parameters in
+// registration order, then buffers), described by a ModelSpec whose
+// fingerprint names the architecture, tensor names, shapes and dtypes.
+//
+// Architectures (input [N, 1, 28, 28], 10 classes):
+//  - "lenet5": LeNet-5 as in Prapas et al. (2021): conv 1->6 5x5 pad 2, ReLU,
+//    max-pool 2; conv 6->16 5x5, ReLU, max-pool 2; fc 400->120, ReLU;
+//    fc 120->84, ReLU; fc 84->10. 61,706 parameters.
+//  - "mlp": 784->256->128->10 with ReLU. 235,146 parameters.
+//
+// Lifecycle: Create() builds a freshly initialised model on the CPU. The
+// views stay valid for the Model's lifetime: training updates the tensors in
+// place. Not thread-safe for writes; concurrent Forward() calls in inference
+// mode on an unchanging model are safe.
+#ifndef CONTRAIL_COMMON_MODEL_H_
+#define CONTRAIL_COMMON_MODEL_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/tensor_views.h"
+#include "proto/contrail.pb.h"
+
+namespace contrail {
+
+class Model {
+ public:
+  // The architectures Create() knows, for --help texts.
+  static std::vector<std::string> Architectures();
+
+  // Builds `architecture` with weights initialised from `seed`.
+  // INVALID_ARGUMENT for an unknown architecture.
+  static absl::StatusOr<std::unique_ptr<Model>> Create(
+      const std::string& architecture, uint64_t seed);
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelSpec& spec() const { return spec_; }
+
+  // Every parameter and buffer, in spec order.
+  TensorViews Views();
+  ConstTensorViews Views() const;
+  // Gradients of the parameters (the first num_parameter_tensors() views),
+  // after a backward pass; empty spans where no gradient exists yet.
+  TensorViews GradientViews();
+  int num_parameter_tensors() const { return num_parameter_tensors_; }
+
+  // ChecksumTensors over Views().
+  uint64_t Checksum() const;
+
+  // Logits [N, num_classes] for inputs [N] + input_shape. The caller picks
+  // grad or inference mode. Throws c10::Error on a malformed input: callers
+  // validate shapes first (see CheckInputShape).
+  torch::Tensor Forward(const torch::Tensor& inputs);
+
+  // INVALID_ARGUMENT unless `shape` is [N] + input_shape with N >= 1.
+  absl::Status CheckInputShape(absl::Span<const int64_t> shape) const;
+
+  // Training mode (dropout, batch-norm statistics) on or off.
+  void SetTraining(bool training);
+
+  // Zeroes every gradient.
+  void ZeroGradients();
+
+  // Overwrites this model's tensors with `other`'s (same fingerprint).
+  absl::Status CopyFrom(const Model& other);
+
+ private:
+  Model(std::shared_ptr<torch::nn::Module> module, ModelSpec spec,
+        std::vector<torch::Tensor> tensors, int num_parameter_tensors,
+        std::function<torch::Tensor(const torch::Tensor&)> forward);
+
+  std::shared_ptr<torch::nn::Module> module_;
+  ModelSpec spec_;
+  // Parameters then buffers; they share storage with module_.
+  std::vector<torch::Tensor> tensors_;
+  int num_parameter_tensors_;
+  std::function<torch::Tensor(const torch::Tensor&)> forward_;
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_COMMON_MODEL_H_

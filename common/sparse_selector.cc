@@ -1,0 +1,130 @@
+#include "common/sparse_selector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_set>
+
+#include "absl/strings/str_cat.h"
+
+namespace contrail {
+
+absl::StatusOr<Sparsity> ParseSparsity(absl::string_view name) {
+  if (name == "none") return Sparsity::kNone;
+  if (name == "topk") return Sparsity::kTopK;
+  if (name == "randomk") return Sparsity::kRandomK;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown sparsity \"", name, "\"; expected none, topk or randomk"));
+}
+
+std::string SparsityName(Sparsity sparsity) {
+  switch (sparsity) {
+    case Sparsity::kNone:
+      return "none";
+    case Sparsity::kTopK:
+      return "topk";
+    case Sparsity::kRandomK:
+      return "randomk";
+  }
+  return "unknown";
+}
+
+int64_t KeepCount(int64_t n, double ratio) {
+  if (n <= 0) return 0;
+  const int64_t k = std::llround(ratio * static_cast<double>(n));
+  return std::clamp<int64_t>(k, 1, n);
+}
+
+void SelectTopK(absl::Span<const float> values, int64_t k,
+                std::vector<uint32_t>* indices) {
+  indices->clear();
+  const int64_t n = static_cast<int64_t>(values.size());
+  k = std::clamp<int64_t>(k, 0, n);
+  if (k == 0) return;
+  // NaN magnitudes become -1 so that they sort below every real magnitude.
+  std::vector<float> magnitudes(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float m = std::fabs(values[i]);
+    magnitudes[i] = std::isnan(m) ? -1.0f : m;
+  }
+  std::nth_element(magnitudes.begin(), magnitudes.begin() + (k - 1),
+                   magnitudes.end(), std::greater<float>());
+  const float threshold = magnitudes[k - 1];
+  if (threshold < 0) {
+    // Fewer than k real magnitudes: take every non-NaN entry.
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isnan(values[i])) indices->push_back(static_cast<uint32_t>(i));
+    }
+    return;
+  }
+  // Everything above the threshold is in; ties at the threshold fill the
+  // remaining places in index order.
+  int64_t above = 0;
+  for (int64_t i = 0; i < k; ++i) above += magnitudes[i] > threshold;
+  int64_t ties_wanted = k - above;
+  indices->reserve(k);
+  for (int64_t i = 0; i < n; ++i) {
+    const float m = std::fabs(values[i]);
+    if (m > threshold) {
+      indices->push_back(static_cast<uint32_t>(i));
+    } else if (m == threshold && ties_wanted > 0) {
+      indices->push_back(static_cast<uint32_t>(i));
+      --ties_wanted;
+    }
+  }
+}
+
+void SelectRandomK(int64_t n, int64_t k, std::mt19937_64* rng,
+                   std::vector<uint32_t>* indices) {
+  indices->clear();
+  k = std::clamp<int64_t>(k, 0, n);
+  if (k == n) {
+    indices->resize(n);
+    std::iota(indices->begin(), indices->end(), 0u);
+    return;
+  }
+  // Floyd: for j in [n-k, n), draw t in [0, j]; take t unless taken, else j.
+  std::unordered_set<uint32_t> chosen;
+  chosen.reserve(k * 2);
+  for (int64_t j = n - k; j < n; ++j) {
+    std::uniform_int_distribution<int64_t> draw(0, j);
+    const auto t = static_cast<uint32_t>(draw(*rng));
+    if (!chosen.insert(t).second) chosen.insert(static_cast<uint32_t>(j));
+  }
+  indices->assign(chosen.begin(), chosen.end());
+  std::sort(indices->begin(), indices->end());
+}
+
+SparseSelector::SparseSelector(const Options& options,
+                               std::vector<int64_t> tensor_sizes)
+    : options_(options),
+      tensor_sizes_(std::move(tensor_sizes)),
+      rng_(options.seed) {
+  residuals_.resize(tensor_sizes_.size());
+  if (options_.sparsity == Sparsity::kNone) return;
+  for (size_t i = 0; i < tensor_sizes_.size(); ++i) {
+    residuals_[i].assign(tensor_sizes_[i], 0.0f);
+  }
+}
+
+void SparseSelector::Select(size_t tensor, absl::Span<float> gradient,
+                            std::vector<uint32_t>* indices) {
+  const int64_t n = static_cast<int64_t>(gradient.size());
+  if (options_.sparsity == Sparsity::kNone) {
+    indices->resize(n);
+    std::iota(indices->begin(), indices->end(), 0u);
+    return;
+  }
+  std::vector<float>& residual = residuals_[tensor];
+  for (int64_t i = 0; i < n; ++i) gradient[i] += residual[i];
+  const int64_t k = KeepCount(n, options_.ratio);
+  if (options_.sparsity == Sparsity::kTopK) {
+    SelectTopK(gradient, k, indices);
+  } else {
+    SelectRandomK(n, k, &rng_, indices);
+  }
+  std::copy(gradient.begin(), gradient.end(), residual.begin());
+  for (uint32_t i : *indices) residual[i] = 0.0f;
+}
+
+}  // namespace contrail

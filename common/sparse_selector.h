@@ -1,0 +1,82 @@
+// Per-tensor sparse selection with residual memory, the "sparse updates with
+// memory" of Prapas et al. (2021), after Aji & Heafield (2017): add what
+// earlier steps left behind to the gradient, keep k of N entries per tensor
+// (the k largest magnitudes, or k at random), at least one per tensor, and
+// carry the rest over to the next step.
+//
+// Torch-free. SparseSelector is not thread-safe; the training thread owns it.
+#ifndef CONTRAIL_COMMON_SPARSE_SELECTOR_H_
+#define CONTRAIL_COMMON_SPARSE_SELECTOR_H_
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace contrail {
+
+enum class Sparsity {
+  kNone,     // dense: every entry, no residual
+  kTopK,     // the k largest magnitudes
+  kRandomK,  // k entries drawn uniformly without replacement
+};
+
+// "none", "topk", "randomk".
+absl::StatusOr<Sparsity> ParseSparsity(absl::string_view name);
+std::string SparsityName(Sparsity sparsity);
+
+// Entries kept from a tensor of n: round(ratio * n), at least 1, at most n.
+int64_t KeepCount(int64_t n, double ratio);
+
+// Indices of the k largest |values[i]|, in increasing order. Among equal
+// magnitudes the lower index wins, so the result is deterministic. Linear
+// time: a selection pass finds the k-th magnitude, a second pass gathers.
+// NaN entries are never selected. k is clamped to [0, values.size()].
+void SelectTopK(absl::Span<const float> values, int64_t k,
+                std::vector<uint32_t>* indices);
+
+// k distinct indices of [0, n) drawn uniformly (Floyd's algorithm), in
+// increasing order.
+void SelectRandomK(int64_t n, int64_t k, std::mt19937_64* rng,
+                   std::vector<uint32_t>* indices);
+
+class SparseSelector {
+ public:
+  struct Options {
+    Sparsity sparsity = Sparsity::kTopK;
+    // Fraction of each tensor's entries kept per step (see KeepCount).
+    double ratio = 0.001;
+    // Seeds random-k.
+    uint64_t seed = 1;
+  };
+
+  // `tensor_sizes`: the number of entries of each tensor, in model order.
+  SparseSelector(const Options& options, std::vector<int64_t> tensor_sizes);
+
+  // Adds tensor `tensor`'s residual to `gradient` (which then holds the sum
+  // everywhere), selects entries of the sum into `indices` (increasing),
+  // and keeps the unselected entries of the sum as the new residual (zero at
+  // the selected ones). With Sparsity::kNone every index is selected and the
+  // residual stays zero.
+  void Select(size_t tensor, absl::Span<float> gradient,
+              std::vector<uint32_t>* indices);
+
+  absl::Span<const float> residual(size_t tensor) const {
+    return residuals_[tensor];
+  }
+  const Options& options() const { return options_; }
+
+ private:
+  const Options options_;
+  const std::vector<int64_t> tensor_sizes_;
+  std::vector<std::vector<float>> residuals_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_COMMON_SPARSE_SELECTOR_H_

@@ -1,0 +1,282 @@
+#include "trainer/stream_trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/model_spec.h"
+#include "spdlog/spdlog.h"
+
+namespace contrail {
+namespace {
+
+std::vector<int64_t> TensorSizes(const ModelSpec& spec, int count) {
+  std::vector<int64_t> sizes;
+  for (int i = 0; i < count; ++i) sizes.push_back(TensorSize(spec.tensors(i)));
+  return sizes;
+}
+
+absl::Status Invalid(const std::string& message) {
+  return absl::InvalidArgumentError(message);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StreamTrainer>> StreamTrainer::Create(
+    const Options& options, LabelledImages data, std::unique_ptr<Model> model,
+    UpdatePublisher* publisher) {
+  if (options.initial_examples < 0 || options.stream_examples < 1) {
+    return Invalid(absl::StrCat(
+        "--initial_examples must be >= 0 and --stream_examples >= 1, got ",
+        options.initial_examples, " and ", options.stream_examples));
+  }
+  if (options.initial_examples + options.stream_examples > data.count) {
+    return Invalid(absl::StrCat(
+        "--initial_examples + --stream_examples = ",
+        options.initial_examples + options.stream_examples,
+        " but the training data has only ", data.count, " examples"));
+  }
+  if (options.initial_epochs < 0) {
+    return Invalid(absl::StrCat("--initial_epochs must be >= 0, got ",
+                                options.initial_epochs));
+  }
+  if (options.batch_size < 1 || options.trigger_size < 1 ||
+      options.trigger_size > options.batch_size) {
+    return Invalid(absl::StrCat(
+        "need 1 <= --trigger_size <= --batch_size, got trigger_size ",
+        options.trigger_size, ", batch_size ", options.batch_size));
+  }
+  if (!(options.optimizer.lr > 0) || !std::isfinite(options.optimizer.lr)) {
+    return Invalid(absl::StrCat("--lr must be a positive number, got ",
+                                options.optimizer.lr));
+  }
+  if (options.sparsity.sparsity != Sparsity::kNone &&
+      !(options.sparsity.ratio > 0 && options.sparsity.ratio <= 1)) {
+    return Invalid(absl::StrCat("--ratio must be in (0, 1], got ",
+                                options.sparsity.ratio));
+  }
+  if (!(options.replay_rate >= 0) || !std::isfinite(options.replay_rate)) {
+    return Invalid(absl::StrCat("--replay_rate must be >= 0, got ",
+                                options.replay_rate));
+  }
+  const std::vector<int64_t>& input_shape = {model->spec().input_shape().begin(),
+                                             model->spec().input_shape().end()};
+  if (input_shape.size() != 3 || input_shape[0] != 1 ||
+      input_shape[1] != data.rows || input_shape[2] != data.cols) {
+    return Invalid(absl::StrCat("the data's ", data.rows, "x", data.cols,
+                                " images do not fit model ",
+                                model->spec().architecture()));
+  }
+  for (int32_t label : data.labels) {
+    if (label < 0 || label >= model->spec().num_classes()) {
+      return Invalid(absl::StrCat("label ", label, " is outside the model's ",
+                                  model->spec().num_classes(), " classes"));
+    }
+  }
+  return std::unique_ptr<StreamTrainer>(
+      new StreamTrainer(options, std::move(data), std::move(model), publisher));
+}
+
+StreamTrainer::StreamTrainer(const Options& options, LabelledImages data,
+                             std::unique_ptr<Model> model,
+                             UpdatePublisher* publisher)
+    : options_(options),
+      data_(std::move(data)),
+      publisher_(publisher),
+      model_(std::move(model)),
+      optimizer_(options.optimizer,
+                 TensorSizes(model_->spec(), model_->num_parameter_tensors())),
+      selector_(options.sparsity,
+                TensorSizes(model_->spec(), model_->num_parameter_tensors())),
+      sampler_(options.seed) {
+  images_ = torch::from_blob(const_cast<float*>(data_.pixels.data()),
+                             {data_.count, 1, data_.rows, data_.cols},
+                             torch::kFloat);
+  labels_ = torch::tensor(std::vector<int64_t>(data_.labels.begin(),
+                                               data_.labels.end()),
+                          torch::kLong);
+}
+
+StreamTrainer::~StreamTrainer() { Stop(); }
+
+void StreamTrainer::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void StreamTrainer::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool StreamTrainer::WaitUntilFinished(absl::Duration timeout) {
+  return finished_.WaitForNotificationWithTimeout(timeout);
+}
+
+StreamTrainer::Stats StreamTrainer::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void StreamTrainer::SetPhase(const std::string& phase) {
+  absl::MutexLock lock(&mu_);
+  stats_.phase = phase;
+}
+
+void StreamTrainer::Run() {
+  try {
+    InitialTraining();
+    if (!stop_.HasBeenNotified()) Stream();
+    SetPhase(stop_.HasBeenNotified() ? "stopped" : "done");
+  } catch (const c10::Error& e) {
+    spdlog::error("training failed: {}", e.what_without_backtrace());
+    SetPhase("failed");
+  }
+  finished_.Notify();
+}
+
+double StreamTrainer::TrainStep(const std::vector<int64_t>& batch, bool sparse) {
+  const torch::Tensor index = torch::tensor(batch, torch::kLong);
+  model_->SetTraining(true);
+  model_->ZeroGradients();
+  const torch::Tensor logits = model_->Forward(images_.index_select(0, index));
+  const torch::Tensor loss =
+      torch::nn::functional::cross_entropy(logits, labels_.index_select(0, index));
+  const double loss_value = loss.item<double>();
+  if (!std::isfinite(loss_value)) {
+    absl::MutexLock lock(&mu_);
+    ++stats_.skipped_steps;
+    return std::nan("");
+  }
+  loss.backward();
+  optimizer_.BeginStep();
+  TensorViews weights = model_->Views();
+  TensorViews gradients = model_->GradientViews();
+  for (int t = 0; t < model_->num_parameter_tensors(); ++t) {
+    if (gradients[t].empty()) continue;
+    if (sparse && options_.sparsity.sparsity != Sparsity::kNone) {
+      selector_.Select(t, gradients[t], &selected_);
+      optimizer_.Update(t, weights[t], gradients[t], selected_);
+    } else {
+      optimizer_.UpdateDense(t, weights[t], gradients[t]);
+    }
+  }
+  return loss_value;
+}
+
+int64_t StreamTrainer::CountCorrect(int64_t begin, int64_t end) {
+  c10::InferenceMode inference;
+  model_->SetTraining(false);
+  const torch::Tensor logits = model_->Forward(images_.slice(0, begin, end));
+  return logits.argmax(1).eq(labels_.slice(0, begin, end)).sum().item<int64_t>();
+}
+
+void StreamTrainer::InitialTraining() {
+  SetPhase("initial_training");
+  const int64_t n = options_.initial_examples;
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(options_.seed);
+  const absl::Time start = absl::Now();
+  for (int epoch = 1; epoch <= options_.initial_epochs && n > 0; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng);
+    double loss_sum = 0;
+    int64_t steps = 0;
+    for (int64_t begin = 0; begin < n; begin += options_.batch_size) {
+      if (stop_.HasBeenNotified()) return;
+      const int64_t end = std::min(n, begin + options_.batch_size);
+      const double loss = TrainStep(
+          std::vector<int64_t>(order.begin() + begin, order.begin() + end),
+          /*sparse=*/false);
+      if (std::isfinite(loss)) {
+        loss_sum += loss;
+        ++steps;
+      }
+    }
+    const double accuracy = static_cast<double>(CountCorrect(0, n)) / n;
+    spdlog::info("initial training: epoch {}/{} on {} examples, mean loss {:.4f}, "
+                 "training accuracy {:.4f}, {:.1f} s",
+                 epoch, options_.initial_epochs, n,
+                 steps ? loss_sum / steps : 0.0, accuracy,
+                 absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  publisher_->Start(AsConst(model_->Views()));
+  const uint64_t checksum = model_->Checksum();
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.trainer_checksum = checksum;
+    stats_.updates_published = publisher_->version();
+  }
+  spdlog::info("deployed the initial model as version 1 (checksum {:016x})",
+               checksum);
+}
+
+void StreamTrainer::Stream() {
+  SetPhase("streaming");
+  const int64_t first = options_.initial_examples;
+  const int64_t last = first + options_.stream_examples;
+  const int64_t dense_bytes = ModelSize(model_->spec()) * sizeof(float);
+  const absl::Time start = absl::Now();
+  absl::Time next_log = start + options_.log_interval;
+  std::vector<int64_t> fresh;
+  for (int64_t begin = first; begin < last; begin += options_.trigger_size) {
+    const int64_t end = std::min(last, begin + options_.trigger_size);
+    if (options_.replay_rate > 0) {
+      // The last example of this arrival reaches us at this time.
+      const absl::Time arrival =
+          start + absl::Seconds((end - first) / options_.replay_rate);
+      stop_.WaitForNotificationWithTimeout(arrival - absl::Now());
+    }
+    if (stop_.HasBeenNotified()) return;
+    // Prequential: test on the new examples before training on them.
+    const int64_t correct = CountCorrect(begin, end);
+    fresh.resize(end - begin);
+    std::iota(fresh.begin(), fresh.end(), begin);
+    const double loss = TrainStep(
+        sampler_.FormBatch(fresh, /*history_size=*/begin, options_.batch_size),
+        /*sparse=*/true);
+    absl::StatusOr<UpdatePublisher::PublishResult> published =
+        publisher_->Publish(AsConst(model_->Views()));
+    if (!published.ok()) {
+      spdlog::error("publishing failed: {}", published.status().ToString());
+      SetPhase("failed");
+      return;
+    }
+    const uint64_t checksum = model_->Checksum();
+    Stats snapshot;
+    {
+      absl::MutexLock lock(&mu_);
+      stats_.examples_seen += end - begin;
+      stats_.correct += correct;
+      if (published->published) {
+        stats_.updates_published = published->version;
+        stats_.entries_published += published->entries;
+        stats_.payload_bytes_published += published->payload_bytes;
+      }
+      stats_.trainer_checksum = checksum;
+      if (std::isfinite(loss)) stats_.last_loss = loss;
+      stats_.stream_time = absl::Now() - start;
+      snapshot = stats_;
+    }
+    const bool last_step = end == last;
+    if (absl::Now() >= next_log || last_step) {
+      next_log = absl::Now() + options_.log_interval;
+      const uint64_t updates = snapshot.updates_published - 1;
+      const double entries = updates ? double(snapshot.entries_published) / updates : 0;
+      const double bytes = updates ? double(snapshot.payload_bytes_published) / updates : 0;
+      spdlog::info(
+          "{}stream {}/{} examples, prequential accuracy {:.4f}, loss {:.4f}, "
+          "version {}, {:.1f} entries/update ({:.3f}% of {}), {:.0f} B/update "
+          "vs {} B dense, {:.1f} s",
+          last_step ? "finished: " : "", snapshot.examples_seen,
+          options_.stream_examples, snapshot.prequential_accuracy(),
+          snapshot.last_loss, snapshot.updates_published, entries,
+          100.0 * entries / ModelSize(model_->spec()),
+          ModelSize(model_->spec()), bytes, dense_bytes,
+          absl::ToDoubleSeconds(snapshot.stream_time));
+    }
+  }
+}
+
+}  // namespace contrail

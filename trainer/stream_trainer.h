@@ -1,0 +1,143 @@
+// The training loop: initial training on the head of the data, then the
+// stream, with proactive training and prequential evaluation (Prapas et al.
+// 2021). Each arrival of `trigger_size` examples is first predicted (test),
+// then trained on in one step over a batch of those examples plus
+// batch_size - trigger_size examples sampled from the history, then the
+// step's changes are published to the servers.
+//
+// With sparsity topk/randomk the step changes only the selected entries of
+// each parameter tensor (SparseSelector + SparseOptimizer), so every update
+// carries exactly the selected entries.
+//
+// Lifecycle: Create(), Start() runs the loop on its own thread (the
+// training thread, which owns the model, optimizer, selector and sampler),
+// Stop() (or the destructor) interrupts it and joins. When the stream ends
+// the thread exits and phase becomes "done"; the publisher keeps serving.
+// Thread-safety: stats() is thread-safe; Start() and Stop() are called by
+// the owner thread.
+#ifndef CONTRAIL_TRAINER_STREAM_TRAINER_H_
+#define CONTRAIL_TRAINER_STREAM_TRAINER_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/idx_reader.h"
+#include "common/model.h"
+#include "common/sparse_selector.h"
+#include "trainer/proactive_sampler.h"
+#include "trainer/sparse_optimizer.h"
+#include "trainer/update_publisher.h"
+
+namespace contrail {
+
+class StreamTrainer {
+ public:
+  struct Options {
+    // Examples at the head of the data trained on before deployment.
+    int64_t initial_examples = 10000;
+    // Epochs over them (mini-batches of batch_size, dense steps).
+    int initial_epochs = 5;
+    // Examples streamed after the initial ones.
+    int64_t stream_examples = 20000;
+    // t: new examples per training step.
+    int64_t trigger_size = 8;
+    // b: examples per training step (t new + b - t from the history).
+    int64_t batch_size = 128;
+    SparseOptimizer::Options optimizer;
+    // Sparsity of the stream's steps; kNone trains densely.
+    SparseSelector::Options sparsity;
+    // Examples per second arriving on the stream; 0 = as fast as training.
+    double replay_rate = 0;
+    // Seeds the sampler and the data order of initial training.
+    uint64_t seed = 1;
+    // How often progress is logged.
+    absl::Duration log_interval = absl::Seconds(2);
+  };
+
+  struct Stats {
+    std::string phase = "starting";  // initial_training, streaming, done, failed
+    int64_t examples_seen = 0;       // streamed examples tested and trained on
+    int64_t correct = 0;             // of those, predicted right before training
+    uint64_t updates_published = 0;
+    int64_t entries_published = 0;
+    int64_t payload_bytes_published = 0;
+    int64_t skipped_steps = 0;  // steps whose loss was not finite
+    uint64_t trainer_checksum = 0;
+    double last_loss = 0;
+    absl::Duration stream_time;  // wall time spent on the stream so far
+    double prequential_accuracy() const {
+      return examples_seen == 0 ? 0.0
+                                : static_cast<double>(correct) / examples_seen;
+    }
+  };
+
+  // Validates `options` against `data` (INVALID_ARGUMENT with the offending
+  // flag's name). `publisher` must outlive the trainer.
+  static absl::StatusOr<std::unique_ptr<StreamTrainer>> Create(
+      const Options& options, LabelledImages data, std::unique_ptr<Model> model,
+      UpdatePublisher* publisher);
+
+  ~StreamTrainer();
+  StreamTrainer(const StreamTrainer&) = delete;
+  StreamTrainer& operator=(const StreamTrainer&) = delete;
+
+  // Starts the training thread.
+  void Start();
+  // Interrupts the training thread at the next step and joins it.
+  void Stop();
+  // Blocks until the training thread has finished (stream done or failed)
+  // or `timeout` passes; true when finished.
+  bool WaitUntilFinished(absl::Duration timeout);
+
+  Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  StreamTrainer(const Options& options, LabelledImages data,
+                std::unique_ptr<Model> model, UpdatePublisher* publisher);
+
+  void Run();
+  void InitialTraining();
+  void Stream();
+  // One SGD step over `batch`; sparse per options_.sparsity when `sparse`.
+  // Returns the loss, or NaN when the step was skipped.
+  double TrainStep(const std::vector<int64_t>& batch, bool sparse);
+  // Predictions of the current model for examples [begin, end), counted
+  // against their labels.
+  int64_t CountCorrect(int64_t begin, int64_t end);
+  void SetPhase(const std::string& phase) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Constant after construction.
+  const Options options_;
+  const LabelledImages data_;
+  UpdatePublisher* const publisher_;
+
+  // Owned by the training thread while it runs.
+  std::unique_ptr<Model> model_;
+  torch::Tensor images_;  // [count, 1, rows, cols], shares data_'s pixels
+  torch::Tensor labels_;  // [count] int64
+  SparseOptimizer optimizer_;
+  SparseSelector selector_;
+  ProactiveSampler sampler_;
+  std::vector<uint32_t> selected_;
+
+  std::thread thread_;
+  absl::Notification stop_;
+  absl::Notification finished_;
+
+  // Protects the statistics the status service reads.
+  mutable absl::Mutex mu_;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_TRAINER_STREAM_TRAINER_H_

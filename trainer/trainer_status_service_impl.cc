@@ -1,0 +1,28 @@
+#include "trainer/trainer_status_service_impl.h"
+
+#include "common/model_spec.h"
+
+namespace contrail {
+
+grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext*,
+                                                 const StatusRequest*,
+                                                 StatusResponse* response) {
+  const StreamTrainer::Stats stats = trainer_->stats();
+  response->set_role("trainer");
+  response->set_phase(stats.phase);
+  *response->mutable_spec() = publisher_->spec();
+  response->set_parameters(ModelSize(publisher_->spec()));
+  response->set_version(publisher_->version());
+  response->set_checksum(publisher_->mirror_checksum());
+  response->set_trainer_checksum(stats.trainer_checksum);
+  response->set_examples_seen(stats.examples_seen);
+  response->set_updates_published(stats.updates_published);
+  response->set_entries_published(stats.entries_published);
+  response->set_payload_bytes_published(stats.payload_bytes_published);
+  response->set_bytes_sent(updates_->bytes_sent());
+  response->set_subscribers(updates_->subscribers());
+  response->set_prequential_accuracy(stats.prequential_accuracy());
+  return grpc::Status::OK;
+}
+
+}  // namespace contrail

@@ -1,0 +1,33 @@
+// gRPC StatusService of the trainer: what it is training, how far the
+// stream has gone, and what it has published. This class is thread-safe.
+#ifndef CONTRAIL_TRAINER_TRAINER_STATUS_SERVICE_IMPL_H_
+#define CONTRAIL_TRAINER_TRAINER_STATUS_SERVICE_IMPL_H_
+
+#include "proto/contrail.grpc.pb.h"
+#include "trainer/stream_trainer.h"
+#include "trainer/update_publisher.h"
+#include "trainer/update_service_impl.h"
+
+namespace contrail {
+
+class TrainerStatusServiceImpl final : public StatusService::Service {
+ public:
+  // All three must outlive the service.
+  TrainerStatusServiceImpl(const StreamTrainer* trainer,
+                           const UpdatePublisher* publisher,
+                           const UpdateServiceImpl* updates)
+      : trainer_(trainer), publisher_(publisher), updates_(updates) {}
+
+  grpc::Status GetStatus(grpc::ServerContext* context,
+                         const StatusRequest* request,
+                         StatusResponse* response) override;
+
+ private:
+  const StreamTrainer* const trainer_;
+  const UpdatePublisher* const publisher_;
+  const UpdateServiceImpl* const updates_;
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_TRAINER_TRAINER_STATUS_SERVICE_IMPL_H_

@@ -1,0 +1,169 @@
+#include "trainer/update_publisher.h"
+
+#include <cstring>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "common/update_codec.h"
+
+namespace contrail {
+namespace {
+
+// Bit-wise inequality: -0.0 differs from 0.0 and a NaN equals itself, so
+// that "equal" means "same checksum".
+inline bool BitsDiffer(float a, float b) {
+  uint32_t x, y;
+  std::memcpy(&x, &a, sizeof(x));
+  std::memcpy(&y, &b, sizeof(y));
+  return x != y;
+}
+
+}  // namespace
+
+UpdatePublisher::UpdatePublisher(const ModelSpec& spec, TensorViews mirror,
+                                 const Options& options)
+    : spec_(spec),
+      mirror_(std::move(mirror)),
+      options_(options),
+      run_(absl::Uniform<uint64_t>(absl::BitGen(), 1, UINT64_MAX)) {}
+
+void UpdatePublisher::Start(const ConstTensorViews& trainer) {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < mirror_.size(); ++i) {
+    std::memcpy(mirror_[i].data(), trainer[i].data(),
+                trainer[i].size() * sizeof(float));
+  }
+  version_ = 1;
+  mirror_checksum_ = ChecksumTensors(AsConst(mirror_));
+  retained_.clear();
+  retained_bytes_ = 0;
+  snapshot_.reset();
+}
+
+absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
+    const ConstTensorViews& trainer) {
+  uint64_t base_version;
+  {
+    absl::MutexLock lock(&mu_);
+    if (version_ == 0) {
+      return absl::FailedPreconditionError("Publish() before Start()");
+    }
+    base_version = version_;
+  }
+  // Only this thread writes the mirror, so reading it unlocked is safe.
+  auto update = std::make_shared<Update>();
+  update->set_version(base_version + 1);
+  update->set_base_version(base_version);
+  update->set_fingerprint(spec_.fingerprint());
+  update->set_run(run_);
+  update->set_encoding(FP32_ASSIGN);
+  PublishResult result;
+  for (size_t t = 0; t < mirror_.size(); ++t) {
+    const absl::Span<const float> now = trainer[t];
+    const absl::Span<const float> held = mirror_[t];
+    changed_.clear();
+    values_.clear();
+    for (size_t i = 0; i < now.size(); ++i) {
+      if (BitsDiffer(now[i], held[i])) {
+        changed_.push_back(static_cast<uint32_t>(i));
+        values_.push_back(now[i]);
+      }
+    }
+    if (changed_.empty()) continue;
+    AppendSparseTensor(static_cast<uint32_t>(t), changed_, values_, update.get());
+    result.entries += static_cast<int64_t>(changed_.size());
+  }
+  if (result.entries == 0) return result;
+  SealUpdate(update.get());
+
+  absl::MutexLock lock(&mu_);
+  // The mirror takes the update through the decoder, as a server does.
+  const absl::Status applied = ApplyUpdate(*update, spec_, mirror_);
+  if (!applied.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "the mirror rejected update ", update->version(), ": ",
+        applied.message()));
+  }
+  mirror_checksum_ = ChecksumTensors(AsConst(mirror_));
+  update->set_model_checksum(mirror_checksum_);
+  version_ = update->version();
+  result.published = true;
+  result.version = version_;
+  result.payload_bytes = static_cast<int64_t>(update->ByteSizeLong());
+  RetainLocked(std::move(update));
+  return result;
+}
+
+void UpdatePublisher::RetainLocked(std::shared_ptr<const Update> update) {
+  retained_bytes_ += update->ByteSizeLong();
+  retained_.push_back(std::move(update));
+  while (retained_.size() > options_.max_retained_updates ||
+         (retained_bytes_ > options_.max_retained_bytes && retained_.size() > 1)) {
+    retained_bytes_ -= retained_.front()->ByteSizeLong();
+    retained_.pop_front();
+  }
+}
+
+std::shared_ptr<const Update> UpdatePublisher::SnapshotLocked() {
+  if (snapshot_ != nullptr && snapshot_->version() == version_) return snapshot_;
+  auto snapshot = std::make_shared<Update>();
+  snapshot->set_version(version_);
+  snapshot->set_base_version(0);
+  snapshot->set_snapshot(true);
+  snapshot->set_fingerprint(spec_.fingerprint());
+  snapshot->set_run(run_);
+  snapshot->set_encoding(FP32_ASSIGN);
+  *snapshot->mutable_spec() = spec_;
+  for (size_t t = 0; t < mirror_.size(); ++t) {
+    AppendDenseTensor(static_cast<uint32_t>(t), mirror_[t], snapshot.get());
+  }
+  SealUpdate(snapshot.get());
+  snapshot->set_model_checksum(mirror_checksum_);
+  snapshot_ = std::move(snapshot);
+  return snapshot_;
+}
+
+absl::Status UpdatePublisher::Next(
+    uint64_t have_run, uint64_t have_version, uint64_t have_fingerprint,
+    absl::Duration timeout,
+    std::vector<std::shared_ptr<const Update>>* out) {
+  out->clear();
+  absl::MutexLock lock(&mu_);
+  const bool same_model =
+      have_run == run_ && have_fingerprint == spec_.fingerprint();
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return closed_ ||
+           (version_ > 0 && (!same_model || version_ != have_version));
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  if (closed_) return absl::UnavailableError("the trainer is shutting down");
+  if (!ready()) return absl::OkStatus();
+  const uint64_t oldest_base =
+      retained_.empty() ? version_ : retained_.front()->base_version();
+  if (same_model && have_version >= oldest_base && have_version < version_) {
+    for (const auto& update : retained_) {
+      if (update->version() > have_version) out->push_back(update);
+    }
+    return absl::OkStatus();
+  }
+  out->push_back(SnapshotLocked());
+  return absl::OkStatus();
+}
+
+void UpdatePublisher::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+uint64_t UpdatePublisher::version() const {
+  absl::MutexLock lock(&mu_);
+  return version_;
+}
+
+uint64_t UpdatePublisher::mirror_checksum() const {
+  absl::MutexLock lock(&mu_);
+  return mirror_checksum_;
+}
+
+}  // namespace contrail

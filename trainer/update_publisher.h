@@ -1,0 +1,121 @@
+// The trainer's side of deployment: keeps the mirror (the model exactly as
+// every up-to-date server holds it), turns trainer - mirror into versioned
+// updates, and hands each subscriber what it misses.
+//
+// Each update is encoded from the entries where the trainer's tensors differ
+// bit-wise from the mirror's, then applied to the mirror with ApplyUpdate,
+// the code a server runs, so mirror and servers stay bit-identical. The
+// latest updates are retained; a subscriber whose version is older than the
+// retained window, or who holds no model or another model, gets a snapshot
+// of the mirror instead.
+//
+// Lifecycle: construct, Start() once (version 1), Publish() after every
+// training step, Close() at shutdown to end every subscription.
+// Thread-safety: Start() and Publish() are called by the training thread
+// only (the only writer of the mirror); Next() and the accessors are
+// thread-safe and are called by gRPC threads, one per subscriber.
+#ifndef CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_
+#define CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/tensor_views.h"
+#include "proto/contrail.pb.h"
+
+namespace contrail {
+
+class UpdatePublisher {
+ public:
+  struct Options {
+    // How many of the latest updates are kept for subscribers that fall
+    // behind or reconnect; older subscribers get a snapshot.
+    size_t max_retained_updates = 4096;
+    // Cap on the retained updates' encoded size.
+    size_t max_retained_bytes = size_t{256} << 20;
+  };
+
+  struct PublishResult {
+    bool published = false;  // false when trainer equals mirror
+    uint64_t version = 0;
+    int64_t entries = 0;        // (index, value) pairs in the update
+    int64_t payload_bytes = 0;  // encoded size of the update message
+  };
+
+  // `mirror` must match `spec` and outlive the publisher; only the
+  // publisher writes to it after construction.
+  UpdatePublisher(const ModelSpec& spec, TensorViews mirror,
+                  const Options& options);
+  // Each publisher draws a random run id: versions of different trainer
+  // processes are unrelated, so a subscriber from another run gets a
+  // snapshot even when its version number matches.
+  UpdatePublisher(const UpdatePublisher&) = delete;
+  UpdatePublisher& operator=(const UpdatePublisher&) = delete;
+
+  // Copies `trainer` into the mirror and makes it version 1.
+  void Start(const ConstTensorViews& trainer) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Publishes every entry where `trainer` differs from the mirror as the
+  // next version. FAILED_PRECONDITION before Start().
+  absl::StatusOr<PublishResult> Publish(const ConstTensorViews& trainer)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Waits up to `timeout` for something a subscriber holding
+  // (`have_run`, `have_version`, `have_fingerprint`) has not got, and fills `out` with
+  // the messages to send, in order: either the retained updates after
+  // `have_version`, or a snapshot of the latest version. Leaves `out` empty
+  // on timeout. UNAVAILABLE once closed.
+  absl::Status Next(uint64_t have_run, uint64_t have_version,
+                    uint64_t have_fingerprint,
+                    absl::Duration timeout,
+                    std::vector<std::shared_ptr<const Update>>* out)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Ends every Next() with UNAVAILABLE, now and later.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+
+  uint64_t version() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Checksum of the mirror at version().
+  uint64_t mirror_checksum() const ABSL_LOCKS_EXCLUDED(mu_);
+  const ModelSpec& spec() const { return spec_; }
+  uint64_t run() const { return run_; }
+
+ private:
+  std::shared_ptr<const Update> SnapshotLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetainLocked(std::shared_ptr<const Update> update)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Constant after construction.
+  const ModelSpec spec_;
+  const TensorViews mirror_;
+  const Options options_;
+  const uint64_t run_;
+
+  // Protects the mirror's contents against concurrent snapshotting, and
+  // everything below.
+  mutable absl::Mutex mu_;
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t mirror_checksum_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // The latest updates, in version order, each based on its predecessor.
+  std::deque<std::shared_ptr<const Update>> retained_ ABSL_GUARDED_BY(mu_);
+  size_t retained_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Snapshot of the mirror at some version, built on demand and reused
+  // until the version moves on.
+  std::shared_ptr<const Update> snapshot_ ABSL_GUARDED_BY(mu_);
+
+  // Scratch for Publish(); training thread only.
+  std::vector<uint32_t> changed_;
+  std::vector<float> values_;
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_

@@ -1,0 +1,59 @@
+#include "trainer/update_service_impl.h"
+
+#include <memory>
+#include <vector>
+
+#include "common/grpc_status.h"
+#include "spdlog/spdlog.h"
+
+namespace contrail {
+namespace {
+
+// How often a waiting subscription checks whether its client has gone.
+constexpr absl::Duration kPollInterval = absl::Milliseconds(200);
+
+}  // namespace
+
+grpc::Status UpdateServiceImpl::SubscribeUpdates(
+    grpc::ServerContext* context, const SubscribeRequest* request,
+    grpc::ServerWriter<Update>* writer) {
+  const std::string who =
+      request->subscriber().empty() ? context->peer() : request->subscriber();
+  spdlog::info("subscriber {} connected holding version {}", who,
+               request->have_version());
+  ++subscribers_;
+  uint64_t run = request->have_run();
+  uint64_t version = request->have_version();
+  uint64_t fingerprint = request->have_fingerprint();
+  std::vector<std::shared_ptr<const Update>> batch;
+  grpc::Status result = grpc::Status::OK;
+  while (!context->IsCancelled()) {
+    const absl::Status next =
+        publisher_->Next(run, version, fingerprint, kPollInterval, &batch);
+    if (!next.ok()) {
+      result = ToGrpcStatus(next);
+      break;
+    }
+    bool open = true;
+    for (const std::shared_ptr<const Update>& update : batch) {
+      if (update->snapshot()) {
+        spdlog::info("sending {} a snapshot of version {}", who,
+                     update->version());
+      }
+      if (!writer->Write(*update)) {
+        open = false;
+        break;
+      }
+      bytes_sent_ += update->ByteSizeLong();
+      run = update->run();
+      version = update->version();
+      fingerprint = update->fingerprint();
+    }
+    if (!open) break;
+  }
+  --subscribers_;
+  spdlog::info("subscriber {} left at version {}", who, version);
+  return result;
+}
+
+}  // namespace contrail

@@ -1,0 +1,40 @@
+// gRPC UpdateService of the trainer: streams each subscriber the snapshot
+// and updates it misses from the UpdatePublisher.
+//
+// Each SubscribeUpdates call runs on its own gRPC thread for the life of the
+// subscription; a slow subscriber blocks only its own thread, and falls back
+// to a snapshot if it falls behind the retained updates.
+// This class is thread-safe.
+#ifndef CONTRAIL_TRAINER_UPDATE_SERVICE_IMPL_H_
+#define CONTRAIL_TRAINER_UPDATE_SERVICE_IMPL_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "proto/contrail.grpc.pb.h"
+#include "trainer/update_publisher.h"
+
+namespace contrail {
+
+class UpdateServiceImpl final : public UpdateService::Service {
+ public:
+  // `publisher` must outlive the service.
+  explicit UpdateServiceImpl(UpdatePublisher* publisher)
+      : publisher_(publisher) {}
+
+  grpc::Status SubscribeUpdates(grpc::ServerContext* context,
+                                const SubscribeRequest* request,
+                                grpc::ServerWriter<Update>* writer) override;
+
+  uint64_t bytes_sent() const { return bytes_sent_.load(); }
+  uint64_t subscribers() const { return subscribers_.load(); }
+
+ private:
+  UpdatePublisher* const publisher_;
+  std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<uint64_t> subscribers_{0};
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_TRAINER_UPDATE_SERVICE_IMPL_H_
