@@ -1,0 +1,209 @@
+// contrailctl: a command-line client for contrail's trainer and servers.
+//
+//   contrailctl status  --target=host:port
+//   contrailctl predict --target=host:port [--data_dir=...] [--count=N]
+//   contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/idx_reader.h"
+#include "proto/contrail.grpc.pb.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50052",
+          "status, predict: host:port of a trainer or server");
+ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
+          "predict: folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz");
+ABSL_FLAG(int64_t, count, 10000, "predict: how many test images to send");
+ABSL_FLAG(int64_t, batch, 250, "predict: images per Predict call");
+ABSL_FLAG(std::string, trainer, "127.0.0.1:50051", "compare: the trainer");
+ABSL_FLAG(std::string, server, "127.0.0.1:50052", "compare: the server");
+ABSL_FLAG(double, wait_s, 0,
+          "compare: first wait up to this many seconds for the trainer to "
+          "finish its stream and the server to reach its version");
+ABSL_FLAG(double, timeout_s, 10, "deadline of each RPC, in seconds");
+
+namespace {
+
+std::unique_ptr<grpc::ClientContext> NewContext() {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(
+                            absl::GetFlag(FLAGS_timeout_s) * 1000)));
+  return context;
+}
+
+std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   arguments);
+}
+
+int RpcFailed(const std::string& what, const std::string& target,
+              const grpc::Status& status) {
+  std::fprintf(stderr, "contrailctl: %s %s failed: %s (code %d)\n", what.c_str(),
+               target.c_str(), status.error_message().c_str(),
+               static_cast<int>(status.error_code()));
+  return 1;
+}
+
+grpc::Status GetStatus(const std::string& target, contrail::StatusResponse* out) {
+  auto stub = contrail::StatusService::NewStub(Connect(target));
+  return stub->GetStatus(NewContext().get(), contrail::StatusRequest(), out);
+}
+
+void PrintStatus(const contrail::StatusResponse& s) {
+  std::printf("role: %s\n", s.role().c_str());
+  std::printf("phase: %s\n", s.phase().c_str());
+  std::printf("model: %s\n", s.spec().architecture().c_str());
+  std::printf("parameters: %llu\n", static_cast<unsigned long long>(s.parameters()));
+  std::printf("fingerprint: %016llx\n",
+              static_cast<unsigned long long>(s.spec().fingerprint()));
+  std::printf("version: %llu\n", static_cast<unsigned long long>(s.version()));
+  std::printf("checksum: %016llx\n", static_cast<unsigned long long>(s.checksum()));
+  if (s.role() == "trainer") {
+    std::printf("trainer_checksum: %016llx\n",
+                static_cast<unsigned long long>(s.trainer_checksum()));
+    std::printf("examples_seen: %llu\n",
+                static_cast<unsigned long long>(s.examples_seen()));
+    std::printf("prequential_accuracy: %.4f\n", s.prequential_accuracy());
+    std::printf("updates_published: %llu\n",
+                static_cast<unsigned long long>(s.updates_published()));
+    std::printf("entries_published: %llu\n",
+                static_cast<unsigned long long>(s.entries_published()));
+    std::printf("payload_bytes_published: %llu\n",
+                static_cast<unsigned long long>(s.payload_bytes_published()));
+    std::printf("bytes_sent: %llu\n", static_cast<unsigned long long>(s.bytes_sent()));
+    std::printf("subscribers: %llu\n", static_cast<unsigned long long>(s.subscribers()));
+  } else {
+    std::printf("updates_applied: %llu\n",
+                static_cast<unsigned long long>(s.updates_applied()));
+    std::printf("bytes_received: %llu\n",
+                static_cast<unsigned long long>(s.bytes_received()));
+    std::printf("resyncs: %llu\n", static_cast<unsigned long long>(s.resyncs()));
+    std::printf("predictions: %llu\n", static_cast<unsigned long long>(s.predictions()));
+  }
+}
+
+int Status() {
+  contrail::StatusResponse status;
+  const std::string target = absl::GetFlag(FLAGS_target);
+  const grpc::Status rpc = GetStatus(target, &status);
+  if (!rpc.ok()) return RpcFailed("GetStatus on", target, rpc);
+  PrintStatus(status);
+  return 0;
+}
+
+int Predict() {
+  const std::string target = absl::GetFlag(FLAGS_target);
+  const int64_t batch = absl::GetFlag(FLAGS_batch);
+  if (batch < 1) {
+    std::fprintf(stderr, "contrailctl: --batch must be >= 1\n");
+    return 2;
+  }
+  absl::StatusOr<contrail::LabelledImages> data =
+      contrail::ReadFashionMnist(absl::GetFlag(FLAGS_data_dir), /*train=*/false);
+  if (!data.ok()) {
+    std::fprintf(stderr, "contrailctl: %s\n", std::string(data.status().message()).c_str());
+    return 2;
+  }
+  const int64_t count = std::min(absl::GetFlag(FLAGS_count), data->count);
+  if (count < 1) {
+    std::fprintf(stderr, "contrailctl: --count must be >= 1\n");
+    return 2;
+  }
+  auto stub = contrail::PredictionService::NewStub(Connect(target));
+  const int64_t size = data->example_size();
+  int64_t correct = 0;
+  std::map<uint64_t, int64_t> versions;  // version -> examples it answered
+  const absl::Time start = absl::Now();
+  for (int64_t begin = 0; begin < count; begin += batch) {
+    const int64_t n = std::min(batch, count - begin);
+    contrail::PredictRequest request;
+    contrail::Tensor* inputs = request.mutable_inputs();
+    inputs->add_shape(n);
+    inputs->add_shape(1);
+    inputs->add_shape(data->rows);
+    inputs->add_shape(data->cols);
+    inputs->mutable_values()->Add(data->pixels.begin() + begin * size,
+                                  data->pixels.begin() + (begin + n) * size);
+    contrail::PredictResponse response;
+    const grpc::Status rpc = stub->Predict(NewContext().get(), request, &response);
+    if (!rpc.ok()) return RpcFailed("Predict on", target, rpc);
+    for (int64_t i = 0; i < n; ++i) {
+      correct += response.predictions(i).label() == data->labels[begin + i];
+    }
+    versions[response.version()] += n;
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  std::vector<std::string> answered;
+  for (const auto& [version, n] : versions) {
+    answered.push_back(absl::StrCat(version, " (", n, " examples)"));
+  }
+  std::printf("accuracy: %.4f (%lld of %lld test images)\n",
+              static_cast<double>(correct) / count,
+              static_cast<long long>(correct), static_cast<long long>(count));
+  std::printf("versions: %s\n", absl::StrJoin(answered, ", ").c_str());
+  std::printf("throughput: %.0f examples/s\n", count / std::max(seconds, 1e-9));
+  return 0;
+}
+
+int Compare() {
+  const std::string trainer = absl::GetFlag(FLAGS_trainer);
+  const std::string server = absl::GetFlag(FLAGS_server);
+  const absl::Time deadline = absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_wait_s));
+  contrail::StatusResponse t, s;
+  while (true) {
+    grpc::Status rpc = GetStatus(trainer, &t);
+    if (!rpc.ok()) return RpcFailed("GetStatus on", trainer, rpc);
+    rpc = GetStatus(server, &s);
+    if (!rpc.ok()) return RpcFailed("GetStatus on", server, rpc);
+    const bool finished = t.phase() == "done" || t.phase() == "failed" ||
+                          t.phase() == "stopped";
+    if ((finished && s.version() == t.version()) || absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  std::printf("%-10s %-10s %-10s %-18s\n", "", "phase", "version", "checksum");
+  std::printf("%-10s %-10s %-10llu %016llx\n", "trainer", t.phase().c_str(),
+              static_cast<unsigned long long>(t.version()),
+              static_cast<unsigned long long>(t.checksum()));
+  std::printf("%-10s %-10s %-10llu %016llx\n", "server", s.phase().c_str(),
+              static_cast<unsigned long long>(s.version()),
+              static_cast<unsigned long long>(s.checksum()));
+  const bool identical = t.version() == s.version() && t.checksum() == s.checksum();
+  std::printf("%s\n", identical ? "identical: the server holds the trainer's model bit for bit"
+                                : "DIFFERENT: the server does not hold the trainer's latest model");
+  return identical ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "A client for contrail daemons.\n"
+      "  contrailctl status  --target=host:port\n"
+      "  contrailctl predict --target=host:port [--data_dir=DIR] [--count=N]\n"
+      "  contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  const std::string command = args.size() == 2 ? args[1] : "";
+  if (command == "status") return Status();
+  if (command == "predict") return Predict();
+  if (command == "compare") return Compare();
+  std::fprintf(stderr,
+               "contrailctl: expected one command, status, predict or compare; "
+               "see --help\n");
+  return 2;
+}

@@ -1,0 +1,185 @@
+#include "server/live_model.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/update_codec.h"
+
+namespace contrail {
+namespace {
+
+// The trainer sends the checksum of its mirror after each update: a replica
+// that computes another one is not bit-identical and must not serve it.
+absl::Status VerifyModelChecksum(const Update& update, uint64_t checksum) {
+  if (update.model_checksum() == 0 || update.model_checksum() == checksum) {
+    return absl::OkStatus();
+  }
+  return absl::DataLossError(absl::StrCat(
+      "after applying version ", update.version(), " the model checksum is ",
+      absl::Hex(checksum, absl::kZeroPad16), ", the trainer's is ",
+      absl::Hex(update.model_checksum(), absl::kZeroPad16)));
+}
+
+}  // namespace
+
+std::shared_ptr<const LiveModel::Version> LiveModel::Current() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
+}
+
+void LiveModel::Publish(std::shared_ptr<Version> next) {
+  std::shared_ptr<Version> previous;
+  {
+    absl::MutexLock lock(&mu_);
+    previous = std::move(current_);
+    current_ = std::move(next);
+  }
+  spare_ = std::move(previous);
+}
+
+absl::Status LiveModel::Apply(const Update& update) {
+  std::shared_ptr<Version> current;
+  {
+    absl::MutexLock lock(&mu_);
+    current = current_;
+  }
+  absl::StatusOr<std::shared_ptr<Version>> next =
+      update.snapshot() ? ApplySnapshot(update) : ApplyDelta(current, update);
+  if (!next.ok()) return next.status();
+  current.reset();
+  Publish(*std::move(next));
+  spare_missed_ = update.snapshot() ? nullptr : std::make_shared<Update>(update);
+  if (update.snapshot()) spare_.reset();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplySnapshot(
+    const Update& update) {
+  if (update.spec().fingerprint() != update.fingerprint()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "snapshot ", update.version(), " carries a spec whose fingerprint ",
+        absl::Hex(update.spec().fingerprint()), " differs from its own ",
+        absl::Hex(update.fingerprint())));
+  }
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      Model::Create(update.spec().architecture(), /*seed=*/0);
+  if (!model.ok()) return model.status();
+  if ((*model)->spec().fingerprint() != update.fingerprint()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot ", update.version(), " is a ", update.spec().architecture(),
+        " whose tensors differ from this server's ", update.spec().architecture()));
+  }
+  auto next = std::make_shared<Version>();
+  next->model = *std::move(model);
+  next->model->SetTraining(false);
+  const absl::Status applied =
+      ApplyUpdate(update, next->model->spec(), next->model->Views());
+  if (!applied.ok()) return applied;
+  next->version = update.version();
+  next->run = update.run();
+  next->checksum = next->model->Checksum();
+  const absl::Status verified = VerifyModelChecksum(update, next->checksum);
+  if (!verified.ok()) return verified;
+  return next;
+}
+
+absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplyDelta(
+    const std::shared_ptr<Version>& current, const Update& update) {
+  if (current == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "update ", update.version(), " arrived before any snapshot"));
+  }
+  if (update.run() != current->run || update.base_version() != current->version) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "update ", update.version(), " applies on top of version ",
+        update.base_version(), ", this server holds version ", current->version,
+        update.run() != current->run ? " of another trainer run" : ""));
+  }
+  const ModelSpec& spec = current->model->spec();
+  // Decode (and so validate) before touching any model.
+  absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(update, spec);
+  if (!decoded.ok()) return decoded.status();
+
+  std::shared_ptr<Version> next;
+  if (spare_ != nullptr && spare_.use_count() == 1 && spare_missed_ != nullptr &&
+      spare_missed_->version() == current->version) {
+    // No prediction holds the previous version any more: bring it up to
+    // the current version, then apply the new update on top.
+    next = std::move(spare_);
+    const absl::Status caught_up = ApplyUpdate(*spare_missed_, spec, next->model->Views());
+    if (!caught_up.ok()) return caught_up;
+  } else {
+    absl::StatusOr<std::unique_ptr<Model>> model =
+        Model::Create(spec.architecture(), /*seed=*/0);
+    if (!model.ok()) return model.status();
+    next = std::make_shared<Version>();
+    next->model = *std::move(model);
+    next->model->SetTraining(false);
+    const absl::Status copied = next->model->CopyFrom(*current->model);
+    if (!copied.ok()) return copied;
+  }
+  spare_.reset();
+  ApplyDecoded(*decoded, next->model->Views());
+  next->version = update.version();
+  next->run = update.run();
+  next->checksum = next->model->Checksum();
+  const absl::Status verified = VerifyModelChecksum(update, next->checksum);
+  if (!verified.ok()) return verified;
+  return next;
+}
+
+absl::StatusOr<LiveModel::Predictions> LiveModel::Predict(
+    absl::Span<const int64_t> shape, absl::Span<const float> values) {
+  std::shared_ptr<const Version> served = Current();
+  if (served == nullptr) {
+    return absl::UnavailableError(
+        "this server holds no model yet: it is waiting for the trainer's snapshot");
+  }
+  Model& model = *served->model;
+  const absl::Status shape_ok = model.CheckInputShape(shape);
+  if (!shape_ok.ok()) return shape_ok;
+  const int64_t batch = shape[0];
+  if (batch > options_.max_batch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch of ", batch, " examples exceeds the limit of ", options_.max_batch));
+  }
+  int64_t expected = 1;
+  for (int64_t d : shape) expected *= d;
+  if (static_cast<int64_t>(values.size()) != expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shape [", absl::StrJoin(shape, ", "), "] needs ", expected,
+        " values, got ", values.size()));
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "value ", i, " (example ", i / (expected / batch), ") is not finite"));
+    }
+  }
+  Predictions out;
+  out.version = served->version;
+  out.num_classes = model.spec().num_classes();
+  try {
+    c10::InferenceMode inference;
+    const torch::Tensor inputs = torch::from_blob(
+        const_cast<float*>(values.data()),
+        std::vector<int64_t>(shape.begin(), shape.end()), torch::kFloat);
+    const torch::Tensor probabilities =
+        torch::softmax(model.Forward(inputs), /*dim=*/1).contiguous();
+    const torch::Tensor labels = probabilities.argmax(1).to(torch::kInt).contiguous();
+    out.probabilities.assign(probabilities.data_ptr<float>(),
+                             probabilities.data_ptr<float>() + probabilities.numel());
+    out.labels.assign(labels.data_ptr<int32_t>(),
+                      labels.data_ptr<int32_t>() + labels.numel());
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("inference failed: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
+}  // namespace contrail

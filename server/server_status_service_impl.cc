@@ -1,0 +1,29 @@
+#include "server/server_status_service_impl.h"
+
+#include "common/model_spec.h"
+
+namespace contrail {
+
+grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext*,
+                                                const StatusRequest*,
+                                                StatusResponse* response) {
+  response->set_role("server");
+  std::shared_ptr<const LiveModel::Version> served = live_->Current();
+  if (served == nullptr) {
+    response->set_phase("waiting");
+  } else {
+    response->set_phase(subscriber_->connected() ? "serving"
+                                                 : "serving_disconnected");
+    *response->mutable_spec() = served->model->spec();
+    response->set_parameters(ModelSize(served->model->spec()));
+    response->set_version(served->version);
+    response->set_checksum(served->checksum);
+  }
+  response->set_updates_applied(subscriber_->updates_applied());
+  response->set_bytes_received(subscriber_->bytes_received());
+  response->set_resyncs(subscriber_->resyncs());
+  response->set_predictions(predictions_->predictions());
+  return grpc::Status::OK;
+}
+
+}  // namespace contrail
