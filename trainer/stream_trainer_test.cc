@@ -1,0 +1,295 @@
+#include "trainer/stream_trainer.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/idx_reader.h"
+#include "common/model.h"
+#include "common/model_spec.h"
+#include "common/sparse_selector.h"
+#include "common/update_codec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util/idx_writer.h"
+#include "trainer/update_publisher.h"
+
+namespace contrail {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Examples in the synthetic training set every test reads.
+constexpr int64_t kTrainCount = 1600;
+// Generous: a small run takes well under a second.
+constexpr absl::Duration kFinishDeadline = absl::Seconds(60);
+
+// A trainer with its publisher and the mirror the publisher writes; members
+// are declared so that the trainer goes first and the mirror last.
+struct TrainingRun {
+  std::unique_ptr<Model> mirror;
+  std::unique_ptr<UpdatePublisher> publisher;
+  std::unique_ptr<StreamTrainer> trainer;
+};
+
+class StreamTrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    const std::string dir =
+        std::string(tmp != nullptr ? tmp : "/tmp") + "/stream_trainer_data";
+    const absl::Status written = test::WriteSyntheticFashionMnist(
+        dir, kTrainCount, /*test_count=*/0, /*seed=*/7);
+    ASSERT_TRUE(written.ok()) << written;
+    absl::StatusOr<LabelledImages> data = ReadFashionMnist(dir, /*train=*/true);
+    ASSERT_TRUE(data.ok()) << data.status();
+    ASSERT_EQ(data->count, kTrainCount);
+    data_ = new LabelledImages(*std::move(data));
+  }
+
+  static void TearDownTestSuite() {
+    delete data_;
+    data_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(data_, nullptr);
+    torch::manual_seed(4242);
+  }
+
+  // The small run: 200 initial examples for one epoch, then 200 streamed
+  // with t = 8, b = 32 and top-k at 1 %.
+  static StreamTrainer::Options SmallOptions() {
+    StreamTrainer::Options options;
+    options.initial_examples = 200;
+    options.initial_epochs = 1;
+    options.stream_examples = 200;
+    options.trigger_size = 8;
+    options.batch_size = 32;
+    options.sparsity.sparsity = Sparsity::kTopK;
+    options.sparsity.ratio = 0.01;
+    options.seed = 3;
+    return options;
+  }
+
+  // Builds a run; every update stays retained so that tests can read them
+  // all back.
+  static absl::StatusOr<TrainingRun> MakeRun(const StreamTrainer::Options& options,
+                                             const std::string& architecture) {
+    TrainingRun run;
+    absl::StatusOr<std::unique_ptr<Model>> model =
+        Model::Create(architecture, options.seed);
+    if (!model.ok()) return model.status();
+    absl::StatusOr<std::unique_ptr<Model>> mirror =
+        Model::Create(architecture, options.seed);
+    if (!mirror.ok()) return mirror.status();
+    run.mirror = *std::move(mirror);
+    UpdatePublisher::Options publisher_options;
+    publisher_options.max_retained_updates = 1 << 20;
+    run.publisher = std::make_unique<UpdatePublisher>(
+        (*model)->spec(), run.mirror->Views(), publisher_options);
+    absl::StatusOr<std::unique_ptr<StreamTrainer>> trainer = StreamTrainer::Create(
+        options, *data_, *std::move(model), run.publisher.get());
+    if (!trainer.ok()) return trainer.status();
+    run.trainer = *std::move(trainer);
+    return run;
+  }
+
+  // Runs to the end of the stream; false on a deadline miss.
+  static bool RunToEnd(TrainingRun& run) {
+    run.trainer->Start();
+    return run.trainer->WaitUntilFinished(kFinishDeadline);
+  }
+
+  // Every update after version 1, as a subscriber holding version 1 gets
+  // them.
+  static std::vector<std::shared_ptr<const Update>> UpdatesAfterVersion1(
+      const TrainingRun& run) {
+    std::vector<std::shared_ptr<const Update>> updates;
+    const absl::Status next = run.publisher->Next(
+        run.publisher->run(), /*have_version=*/1,
+        run.publisher->spec().fingerprint(), absl::Seconds(5), &updates);
+    EXPECT_TRUE(next.ok()) << next;
+    return updates;
+  }
+
+  static absl::StatusCode CreateCode(const StreamTrainer::Options& options,
+                                     std::string* message) {
+    absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
+    *message = std::string(run.status().message());
+    return run.status().code();
+  }
+
+  static LabelledImages* data_;
+};
+
+LabelledImages* StreamTrainerTest::data_ = nullptr;
+
+TEST_F(StreamTrainerTest, SparseRunFinishesWithMirrorEqualToTrainer) {
+  for (const std::string architecture : {"lenet5", "mlp"}) {
+    SCOPED_TRACE(architecture);
+    absl::StatusOr<TrainingRun> run = MakeRun(SmallOptions(), architecture);
+    ASSERT_TRUE(run.ok()) << run.status();
+    ASSERT_TRUE(RunToEnd(*run)) << "the stream did not finish in time";
+
+    const StreamTrainer::Stats stats = run->trainer->stats();
+    EXPECT_EQ(stats.phase, "done");
+    EXPECT_EQ(stats.examples_seen, 200);
+    EXPECT_EQ(stats.skipped_steps, 0);
+    EXPECT_GE(stats.correct, 0);
+    EXPECT_LE(stats.correct, 200);
+    // The mirror follows the trainer exactly: every change a sparse step
+    // made went out in that step's update.
+    EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);
+    EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
+    EXPECT_EQ(run->publisher->version(), stats.updates_published);
+
+    const std::vector<std::shared_ptr<const Update>> updates =
+        UpdatesAfterVersion1(*run);
+    // Version 1 is the deployed initial model; each of the 25 steps of
+    // Adam moves the selected entries (the output bias always has a
+    // gradient), so each publishes one version.
+    EXPECT_EQ(updates.size(), 25u);
+    EXPECT_EQ(stats.updates_published, 1 + updates.size());
+
+    const ModelSpec& spec = run->publisher->spec();
+    int64_t entries = 0;
+    uint64_t expected_version = 2;
+    for (const std::shared_ptr<const Update>& update : updates) {
+      SCOPED_TRACE(update->version());
+      EXPECT_FALSE(update->snapshot());
+      EXPECT_EQ(update->version(), expected_version);
+      EXPECT_EQ(update->base_version(), expected_version - 1);
+      ++expected_version;
+      absl::StatusOr<std::vector<DecodedTensor>> decoded =
+          DecodeUpdate(*update, spec);
+      ASSERT_TRUE(decoded.ok()) << decoded.status();
+      for (const DecodedTensor& tensor : *decoded) {
+        const int64_t n = TensorSize(spec.tensors(tensor.tensor));
+        EXPECT_FALSE(tensor.dense);
+        EXPECT_LE(static_cast<int64_t>(tensor.values.size()), KeepCount(n, 0.01))
+            << spec.tensors(tensor.tensor).name();
+        entries += static_cast<int64_t>(tensor.values.size());
+      }
+    }
+    EXPECT_EQ(entries, stats.entries_published);
+  }
+}
+
+TEST_F(StreamTrainerTest, RandomKRunKeepsMirrorEqualToTrainer) {
+  StreamTrainer::Options options = SmallOptions();
+  options.sparsity.sparsity = Sparsity::kRandomK;
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunToEnd(*run));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);
+  for (const std::shared_ptr<const Update>& update : UpdatesAfterVersion1(*run)) {
+    for (const TensorUpdate& tensor : update->tensors()) {
+      EXPECT_LE(static_cast<int64_t>(tensor.count()),
+                KeepCount(TensorSize(run->publisher->spec().tensors(tensor.tensor())),
+                          0.01));
+    }
+  }
+}
+
+TEST_F(StreamTrainerTest, DenseRunKeepsMirrorEqualToTrainer) {
+  StreamTrainer::Options options = SmallOptions();
+  options.sparsity.sparsity = Sparsity::kNone;
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "lenet5");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunToEnd(*run));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(stats.examples_seen, 200);
+  EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);
+  EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
+  const std::vector<std::shared_ptr<const Update>> updates =
+      UpdatesAfterVersion1(*run);
+  EXPECT_EQ(stats.updates_published, 1 + updates.size());
+  // A dense Adam step moves far more than 1 % of the weights.
+  ASSERT_FALSE(updates.empty());
+  EXPECT_GT(stats.entries_published / static_cast<int64_t>(updates.size()),
+            ModelSize(run->publisher->spec()) / 10);
+}
+
+TEST_F(StreamTrainerTest, DenseStreamLearnsTheSyntheticClasses) {
+  StreamTrainer::Options options;
+  options.initial_examples = 600;
+  options.initial_epochs = 2;
+  options.stream_examples = 1000;
+  options.trigger_size = 8;
+  options.batch_size = 32;
+  options.sparsity.sparsity = Sparsity::kNone;
+  options.seed = 5;
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunToEnd(*run));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(stats.examples_seen, 1000);
+  // Chance is 0.1.
+  EXPECT_GT(stats.prequential_accuracy(), 0.3);
+  EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);
+}
+
+TEST_F(StreamTrainerTest, StopInterruptsTheStream) {
+  StreamTrainer::Options options = SmallOptions();
+  options.replay_rate = 10;  // 20 s of stream
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
+  ASSERT_TRUE(run.ok()) << run.status();
+  run->trainer->Start();
+  run->trainer->Stop();
+  EXPECT_TRUE(run->trainer->WaitUntilFinished(absl::ZeroDuration()));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.phase, "stopped");
+  EXPECT_LT(stats.examples_seen, 200);
+}
+
+TEST_F(StreamTrainerTest, CreateRejectsTriggerSizeAboveBatchSize) {
+  StreamTrainer::Options options = SmallOptions();
+  options.trigger_size = 64;
+  options.batch_size = 32;
+  std::string message;
+  EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(message, HasSubstr("--trigger_size"));
+}
+
+TEST_F(StreamTrainerTest, CreateRejectsMoreExamplesThanTheDataHolds) {
+  StreamTrainer::Options options = SmallOptions();
+  options.initial_examples = kTrainCount - 100;
+  options.stream_examples = 101;
+  std::string message;
+  EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(message, HasSubstr("--stream_examples"));
+  EXPECT_THAT(message, HasSubstr("1600"));
+}
+
+TEST_F(StreamTrainerTest, CreateRejectsZeroRatio) {
+  StreamTrainer::Options options = SmallOptions();
+  options.sparsity.ratio = 0;
+  std::string message;
+  EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(message, HasSubstr("--ratio"));
+}
+
+TEST_F(StreamTrainerTest, CreateRejectsNonPositiveLearningRate) {
+  for (double lr : {0.0, -0.1}) {
+    StreamTrainer::Options options = SmallOptions();
+    options.optimizer.lr = lr;
+    std::string message;
+    EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument)
+        << lr;
+    EXPECT_THAT(message, HasSubstr("--lr"));
+  }
+}
+
+}  // namespace
+}  // namespace contrail
