@@ -35,45 +35,6 @@ int64_t KeepCount(int64_t n, double ratio) {
   return std::clamp<int64_t>(k, 1, n);
 }
 
-void SelectTopK(absl::Span<const float> values, int64_t k,
-                std::vector<uint32_t>* indices) {
-  indices->clear();
-  const int64_t n = static_cast<int64_t>(values.size());
-  k = std::clamp<int64_t>(k, 0, n);
-  if (k == 0) return;
-  // NaN magnitudes become -1 so that they sort below every real magnitude.
-  std::vector<float> magnitudes(n);
-  for (int64_t i = 0; i < n; ++i) {
-    const float m = std::fabs(values[i]);
-    magnitudes[i] = std::isnan(m) ? -1.0f : m;
-  }
-  std::nth_element(magnitudes.begin(), magnitudes.begin() + (k - 1),
-                   magnitudes.end(), std::greater<float>());
-  const float threshold = magnitudes[k - 1];
-  if (threshold < 0) {
-    // Fewer than k real magnitudes: take every non-NaN entry.
-    for (int64_t i = 0; i < n; ++i) {
-      if (!std::isnan(values[i])) indices->push_back(static_cast<uint32_t>(i));
-    }
-    return;
-  }
-  // Everything above the threshold is in; ties at the threshold fill the
-  // remaining places in index order.
-  int64_t above = 0;
-  for (int64_t i = 0; i < k; ++i) above += magnitudes[i] > threshold;
-  int64_t ties_wanted = k - above;
-  indices->reserve(k);
-  for (int64_t i = 0; i < n; ++i) {
-    const float m = std::fabs(values[i]);
-    if (m > threshold) {
-      indices->push_back(static_cast<uint32_t>(i));
-    } else if (m == threshold && ties_wanted > 0) {
-      indices->push_back(static_cast<uint32_t>(i));
-      --ties_wanted;
-    }
-  }
-}
-
 void SelectRandomK(int64_t n, int64_t k, std::mt19937_64* rng,
                    std::vector<uint32_t>* indices) {
   indices->clear();

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/top_k.h"
 
 namespace contrail {
 
@@ -31,13 +32,6 @@ std::string SparsityName(Sparsity sparsity);
 
 // Entries kept from a tensor of n: round(ratio * n), at least 1, at most n.
 int64_t KeepCount(int64_t n, double ratio);
-
-// Indices of the k largest |values[i]|, in increasing order. Among equal
-// magnitudes the lower index wins, so the result is deterministic. Linear
-// time: a selection pass finds the k-th magnitude, a second pass gathers.
-// NaN entries are never selected. k is clamped to [0, values.size()].
-void SelectTopK(absl::Span<const float> values, int64_t k,
-                std::vector<uint32_t>* indices);
 
 // k distinct indices of [0, n) drawn uniformly (Floyd's algorithm), in
 // increasing order.
