@@ -1,6 +1,9 @@
 #include "common/daemon.h"
 
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -17,6 +20,44 @@ sigset_t TerminationSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   return set;
+}
+
+// True when every address `listen` ("host:port", port not 0) resolves to
+// is taken by a listening socket: gRPC's server would fail to bind, after
+// logging a multi-line account of it to stderr. Binds as gRPC does
+// (SO_REUSEADDR, no SO_REUSEPORT). False when unsure; gRPC then decides.
+bool AddressInUse(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port == "0") return false;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* addresses = nullptr;
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints,
+                  &addresses) != 0) {
+    return false;
+  }
+  bool all_in_use = addresses != nullptr;
+  for (const addrinfo* a = addresses; a != nullptr && all_in_use; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) {
+      all_in_use = false;
+      break;
+    }
+    const int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    all_in_use = bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE;
+    close(fd);
+  }
+  freeaddrinfo(addresses);
+  return all_in_use;
 }
 
 }  // namespace
@@ -36,6 +77,10 @@ int WaitForTerminationSignal() {
 
 absl::StatusOr<StartedServer> StartGrpcServer(
     const std::string& listen, const std::vector<grpc::Service*>& services) {
+  if (AddressInUse(listen)) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", listen, ": the address is in use"));
+  }
   grpc::ServerBuilder builder;
   StartedServer started;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(),

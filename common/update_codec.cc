@@ -2,10 +2,13 @@
 
 #include <xxhash.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/half_float.h"
+#include "common/index_coder.h"
 #include "common/model_spec.h"
 
 namespace contrail {
@@ -16,30 +19,6 @@ static_assert(sizeof(float) == 4, "fp32 values are 4 bytes on the wire");
 #error "the codec writes values in host order and assumes little-endian hosts"
 #endif
 
-void AppendVarint(uint32_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-// Reads one varint from [*p, end); false when truncated or over 32 bits.
-bool ReadVarint(const uint8_t** p, const uint8_t* end, uint32_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0; shift <= 28; shift += 7) {
-    if (*p == end) return false;
-    const uint8_t byte = *(*p)++;
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      if (result > UINT32_MAX) return false;
-      *v = static_cast<uint32_t>(result);
-      return true;
-    }
-  }
-  return false;
-}
-
 void HashU64(XXH64_state_t* state, uint64_t v) {
   XXH64_update(state, &v, sizeof(v));
 }
@@ -49,8 +28,32 @@ void HashBytes(XXH64_state_t* state, const std::string& bytes) {
   XXH64_update(state, bytes.data(), bytes.size());
 }
 
-absl::Status DecodeTensor(const TensorUpdate& t, const ModelSpec& spec,
-                          DecodedTensor* out) {
+// The fp16 scale of a tensor's differences: the largest magnitude maps into
+// [2^14, 2^15), safely below fp16's maximum of 65504.
+int Fp16ScaleExponent(absl::Span<const float> values) {
+  float largest = 0;
+  for (float v : values) {
+    if (std::isfinite(v)) largest = std::max(largest, std::fabs(v));
+  }
+  return largest > 0 ? std::ilogb(largest) - 14 : 0;
+}
+
+// Quantises `value` in `encoding`; returns the bits on the wire and, in
+// *decoded, what the replica will add.
+uint16_t Quantise(ValueEncoding encoding, int scale_exponent, float value,
+                  float* decoded) {
+  if (encoding == FP16_DELTA) {
+    const uint16_t h = FloatToHalfBits(std::ldexp(value, -scale_exponent));
+    *decoded = std::ldexp(HalfBitsToFloat(h), scale_exponent);
+    return h;
+  }
+  const uint16_t b = FloatToBf16Bits(value);
+  *decoded = Bf16BitsToFloat(b);
+  return b;
+}
+
+absl::Status DecodeTensor(const TensorUpdate& t, ValueEncoding encoding,
+                          const ModelSpec& spec, DecodedTensor* out) {
   if (t.tensor() >= static_cast<uint32_t>(spec.tensors_size())) {
     return absl::InvalidArgumentError(
         absl::StrCat("update names tensor ", t.tensor(), " but the model has ",
@@ -60,24 +63,41 @@ absl::Status DecodeTensor(const TensorUpdate& t, const ModelSpec& spec,
   const int64_t size = TensorSize(ts);
   out->tensor = t.tensor();
   out->dense = t.dense();
+  out->add = IsDeltaEncoding(encoding);
   if (t.dense() && t.count() != size) {
     return absl::InvalidArgumentError(
         absl::StrCat("dense update of ", ts.name(), " has ", t.count(),
                      " entries, the tensor has ", size));
+  }
+  if (t.dense() && encoding != FP32_ASSIGN) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dense update of ", ts.name(), " is not fp32"));
   }
   if (t.count() > size) {
     return absl::InvalidArgumentError(
         absl::StrCat("update of ", ts.name(), " has ", t.count(),
                      " entries, the tensor has only ", size));
   }
-  if (t.values().size() != static_cast<size_t>(t.count()) * sizeof(float)) {
+  const size_t value_bytes = static_cast<size_t>(ValueBytes(encoding));
+  if (t.values().size() != static_cast<size_t>(t.count()) * value_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("update of ", ts.name(), " declares ", t.count(),
                      " entries but carries ", t.values().size(),
-                     " value bytes, expected ", t.count() * sizeof(float)));
+                     " value bytes, expected ", t.count() * value_bytes));
   }
   out->values.resize(t.count());
-  std::memcpy(out->values.data(), t.values().data(), t.values().size());
+  if (encoding == FP32_ASSIGN) {
+    std::memcpy(out->values.data(), t.values().data(), t.values().size());
+  } else {
+    const char* bytes = t.values().data();
+    for (uint32_t i = 0; i < t.count(); ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, bytes + 2 * i, 2);
+      out->values[i] = encoding == FP16_DELTA
+                           ? std::ldexp(HalfBitsToFloat(bits), t.scale_exponent())
+                           : Bf16BitsToFloat(bits);
+    }
+  }
   out->indices.clear();
   if (t.dense()) {
     if (!t.indices().empty()) {
@@ -86,49 +106,68 @@ absl::Status DecodeTensor(const TensorUpdate& t, const ModelSpec& spec,
     }
     return absl::OkStatus();
   }
-  out->indices.resize(t.count());
-  const auto* p = reinterpret_cast<const uint8_t*>(t.indices().data());
-  const uint8_t* end = p + t.indices().size();
-  int64_t previous = -1;
-  for (uint32_t i = 0; i < t.count(); ++i) {
-    uint32_t gap;
-    if (!ReadVarint(&p, end, &gap)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("update of ", ts.name(), ": index ", i, " of ",
-                       t.count(), " is a truncated or overlong varint"));
-    }
-    const int64_t index = previous + 1 + static_cast<int64_t>(gap);
-    if (index >= size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("update of ", ts.name(), ": index ", index,
-                       " out of range [0, ", size, ")"));
-    }
-    out->indices[i] = static_cast<uint32_t>(index);
-    previous = index;
-  }
-  if (p != end) {
+  const absl::Status indices =
+      DecodeIndices(t.indices(), t.rice_bits(), t.count(), size, &out->indices);
+  if (!indices.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("update of ", ts.name(), ": ", end - p,
-                     " bytes after the last index"));
+        absl::StrCat("update of ", ts.name(), ": ", indices.message()));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-void AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
-                        absl::Span<const float> values, Update* update) {
+absl::StatusOr<ValueEncoding> ParseValueEncoding(absl::string_view name) {
+  if (name == "fp32") return FP32_ASSIGN;
+  if (name == "fp16") return FP16_DELTA;
+  if (name == "bf16") return BF16_DELTA;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown value encoding \"", name, "\"; expected fp32, fp16 or bf16"));
+}
+
+bool IsDeltaEncoding(ValueEncoding encoding) {
+  return encoding == FP16_DELTA || encoding == BF16_DELTA;
+}
+
+int ValueBytes(ValueEncoding encoding) {
+  return IsDeltaEncoding(encoding) ? 2 : 4;
+}
+
+int64_t AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
+                           absl::Span<const float> values, Update* update) {
+  const ValueEncoding encoding = update->encoding();
+  if (indices.empty()) return 0;
+  if (!IsDeltaEncoding(encoding)) {
+    TensorUpdate* t = update->add_tensors();
+    t->set_tensor(tensor);
+    t->set_count(static_cast<uint32_t>(indices.size()));
+    t->set_rice_bits(ChooseRiceBits(indices));
+    EncodeIndices(indices, t->rice_bits(), t->mutable_indices());
+    t->set_values(values.data(), values.size() * sizeof(float));
+    return static_cast<int64_t>(indices.size());
+  }
+  const int scale_exponent = encoding == FP16_DELTA ? Fp16ScaleExponent(values) : 0;
+  std::vector<uint32_t> kept;
+  std::string bytes;
+  kept.reserve(indices.size());
+  bytes.reserve(indices.size() * 2);
+  for (size_t i = 0; i < indices.size(); ++i) {
+    if (!std::isfinite(values[i])) continue;
+    float decoded;
+    const uint16_t bits = Quantise(encoding, scale_exponent, values[i], &decoded);
+    if (decoded == 0) continue;
+    kept.push_back(indices[i]);
+    bytes.append(reinterpret_cast<const char*>(&bits), 2);
+  }
+  if (kept.empty()) return 0;
   TensorUpdate* t = update->add_tensors();
   t->set_tensor(tensor);
-  t->set_count(static_cast<uint32_t>(indices.size()));
-  std::string* index_bytes = t->mutable_indices();
-  index_bytes->reserve(indices.size() * 2);
-  int64_t previous = -1;
-  for (uint32_t index : indices) {
-    AppendVarint(static_cast<uint32_t>(index - previous - 1), index_bytes);
-    previous = index;
-  }
-  t->set_values(values.data(), values.size() * sizeof(float));
+  t->set_count(static_cast<uint32_t>(kept.size()));
+  t->set_rice_bits(ChooseRiceBits(kept));
+  EncodeIndices(kept, t->rice_bits(), t->mutable_indices());
+  t->set_values(std::move(bytes));
+  t->set_scale_exponent(scale_exponent);
+  return static_cast<int64_t>(kept.size());
 }
 
 void AppendDenseTensor(uint32_t tensor, absl::Span<const float> values,
@@ -154,6 +193,8 @@ uint64_t PayloadChecksum(const Update& update) {
     HashU64(state, t.tensor());
     HashU64(state, t.count());
     HashU64(state, t.dense() ? 1 : 0);
+    HashU64(state, t.rice_bits());
+    HashU64(state, static_cast<uint64_t>(static_cast<int64_t>(t.scale_exponent())));
     HashBytes(state, t.indices());
     HashBytes(state, t.values());
   }
@@ -178,21 +219,26 @@ absl::StatusOr<std::vector<DecodedTensor>> DecodeUpdate(const Update& update,
         "update ", update.version(), " fails its checksum: computed ",
         absl::Hex(checksum), ", carried ", absl::Hex(update.checksum())));
   }
-  if (update.encoding() != FP32_ASSIGN) {
+  const ValueEncoding encoding = update.encoding();
+  if (encoding != FP32_ASSIGN && !IsDeltaEncoding(encoding)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "update ", update.version(), " has unknown value encoding ",
-        static_cast<int>(update.encoding())));
+        static_cast<int>(encoding)));
   }
-  if (update.snapshot() && update.tensors_size() != spec.tensors_size()) {
+  if (update.snapshot() && (update.tensors_size() != spec.tensors_size() ||
+                            encoding != FP32_ASSIGN)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "snapshot ", update.version(), " carries ", update.tensors_size(),
-        " tensors, the model has ", spec.tensors_size()));
+        " tensors in encoding ", static_cast<int>(encoding), ", the model has ",
+        spec.tensors_size(), " and snapshots are fp32"));
   }
   std::vector<DecodedTensor> decoded(update.tensors_size());
   for (int i = 0; i < update.tensors_size(); ++i) {
-    const absl::Status status = DecodeTensor(update.tensors(i), spec, &decoded[i]);
+    const absl::Status status =
+        DecodeTensor(update.tensors(i), encoding, spec, &decoded[i]);
     if (!status.ok()) return status;
-    if (update.snapshot() && (!decoded[i].dense || decoded[i].tensor != static_cast<uint32_t>(i))) {
+    if (update.snapshot() &&
+        (!decoded[i].dense || decoded[i].tensor != static_cast<uint32_t>(i))) {
       return absl::InvalidArgumentError(absl::StrCat(
           "snapshot ", update.version(), " entry ", i,
           " is not the dense tensor ", i));
@@ -207,10 +253,14 @@ void ApplyDecoded(const std::vector<DecodedTensor>& decoded,
     absl::Span<float> target = model[t.tensor];
     if (t.dense) {
       std::memcpy(target.data(), t.values.data(), t.values.size() * sizeof(float));
-      continue;
-    }
-    for (size_t i = 0; i < t.indices.size(); ++i) {
-      target[t.indices[i]] = t.values[i];
+    } else if (t.add) {
+      for (size_t i = 0; i < t.indices.size(); ++i) {
+        target[t.indices[i]] += t.values[i];
+      }
+    } else {
+      for (size_t i = 0; i < t.indices.size(); ++i) {
+        target[t.indices[i]] = t.values[i];
+      }
     }
   }
 }

@@ -3,6 +3,12 @@
 // publishes to its mirror with ApplyUpdate, the same code a server runs, so
 // that mirror and servers stay bit-identical.
 //
+// Values travel in the update's ValueEncoding: FP32_ASSIGN carries the new
+// values themselves (exact); FP16_DELTA and BF16_DELTA carry rounded
+// differences that the replica adds, so that the rounding error stays in
+// trainer - mirror and goes out with a later update. Indices are Rice coded
+// (common/index_coder.h).
+//
 // Payload checksum: xxHash64 over the update's header fields and every
 // TensorUpdate's fields in order (see PayloadChecksum); a replica rejects an
 // update whose checksum does not match before it touches its model.
@@ -12,22 +18,38 @@
 #define CONTRAIL_COMMON_UPDATE_CODEC_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/tensor_views.h"
 #include "proto/contrail.pb.h"
 
 namespace contrail {
 
-// Appends the entries `indices` (strictly increasing) of tensor `tensor` with
-// the new values `values` (one per index) to `update`.
-void AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
-                        absl::Span<const float> values, Update* update);
+// "fp32", "fp16", "bf16" -> FP32_ASSIGN, FP16_DELTA, BF16_DELTA.
+absl::StatusOr<ValueEncoding> ParseValueEncoding(absl::string_view name);
 
-// Appends every entry of tensor `tensor` to `update`.
+// True for the encodings whose values are added to the replica's entries.
+bool IsDeltaEncoding(ValueEncoding encoding);
+
+// Bytes per value on the wire for `encoding`.
+int ValueBytes(ValueEncoding encoding);
+
+// Appends entries `indices` (strictly increasing) of tensor `tensor` to
+// `update`, in update->encoding(): `values` (one per index) are the new
+// values for FP32_ASSIGN, the differences trainer - replica for the delta
+// encodings. Delta entries that round to zero (or are not finite) are left
+// out. Returns the number of entries appended; appends nothing when that is
+// zero.
+int64_t AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
+                           absl::Span<const float> values, Update* update);
+
+// Appends every entry of tensor `tensor` as FP32 values to `update` (whose
+// encoding must be FP32_ASSIGN: snapshots).
 void AppendDenseTensor(uint32_t tensor, absl::Span<const float> values,
                        Update* update);
 
@@ -42,14 +64,17 @@ void SealUpdate(Update* update);
 struct DecodedTensor {
   uint32_t tensor = 0;
   bool dense = false;
+  // Values are differences to add rather than values to assign.
+  bool add = false;
   std::vector<uint32_t> indices;
   std::vector<float> values;
 };
 
-// Checks `update` against `spec` (fingerprint, checksum, tensor numbers,
-// entry counts, varints, index ranges and order) and decodes it. Any defect
-// gives INVALID_ARGUMENT (malformed) or DATA_LOSS (checksum) with a message
-// naming it; nothing is ever read out of bounds.
+// Checks `update` against `spec` (fingerprint, checksum, encoding, tensor
+// numbers, entry counts, index code and ranges) and decodes it. Any defect
+// gives FAILED_PRECONDITION (another model), DATA_LOSS (checksum) or
+// INVALID_ARGUMENT (malformed) with a message naming it; nothing is ever
+// read out of bounds.
 absl::StatusOr<std::vector<DecodedTensor>> DecodeUpdate(const Update& update,
                                                         const ModelSpec& spec);
 

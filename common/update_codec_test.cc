@@ -1,7 +1,11 @@
 #include "common/update_codec.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -65,13 +69,43 @@ class Buffers {
   std::vector<std::vector<float>> storage_;
 };
 
-Update NewUpdate(const ModelSpec& spec) {
+Update NewUpdate(const ModelSpec& spec, ValueEncoding encoding = FP32_ASSIGN) {
   Update update;
   update.set_version(7);
   update.set_base_version(6);
   update.set_fingerprint(spec.fingerprint());
-  update.set_encoding(FP32_ASSIGN);
+  update.set_encoding(encoding);
   return update;
+}
+
+// Reference rounding, independent of common/half_float.h: `x` rounded to
+// nearest even with `mantissa_bits` stored bits and exponents no lower than
+// `min_exponent` (below it, a fixed quantum: subnormals). Exact in double,
+// since x / quantum only shifts the exponent; overflow is not modelled.
+float RoundTo(float x, int mantissa_bits, int min_exponent) {
+  if (x == 0 || !std::isfinite(x)) return x;
+  const int exponent = std::max(std::ilogb(x), min_exponent);
+  const double quantum = std::ldexp(1.0, exponent - mantissa_bits);
+  return static_cast<float>(std::nearbyint(x / quantum) * quantum);
+}
+
+// What a delta `d` becomes on the wire: fp16 of d * 2^-scale (10 stored
+// bits, smallest normal exponent -14), scaled back; or bf16 (7 bits,
+// fp32's exponent range).
+float ExpectedDelta(ValueEncoding encoding, int scale_exponent, float d) {
+  if (encoding == FP16_DELTA) {
+    return std::ldexp(RoundTo(std::ldexp(d, -scale_exponent), 10, -14),
+                      scale_exponent);
+  }
+  return RoundTo(d, 7, -126);
+}
+
+bool SameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+
+float BitsFloat32(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
 }
 
 class UpdateCodecTest : public ::testing::Test {
@@ -93,12 +127,21 @@ class UpdateCodecTest : public ::testing::Test {
   // A valid update touching "w" densely-ish (sparse), then "b" sparsely; the
   // tests corrupt the last tensor after it, so that a codec applying as it
   // decodes would already have written the earlier ones.
-  Update ValidPrefix() {
-    Update update = NewUpdate(spec_);
+  // In a delta encoding "b" is sparse too (dense tensors are fp32 only).
+  // Every value is exact in fp16 and bf16.
+  Update ValidPrefix(ValueEncoding encoding = FP32_ASSIGN) {
+    Update update = NewUpdate(spec_, encoding);
     const std::vector<uint32_t> indices = {0, 3, 19};
     const std::vector<float> values = {1.5f, -2.0f, 3.25f};
-    AppendSparseTensor(0, indices, values, &update);
-    AppendDenseTensor(1, std::vector<float>{1, 2, 3, 4, 5}, &update);
+    EXPECT_EQ(AppendSparseTensor(0, indices, values, &update), 3);
+    const std::vector<float> b = {1, 2, 3, 4, 5};
+    if (IsDeltaEncoding(encoding)) {
+      EXPECT_EQ(AppendSparseTensor(1, std::vector<uint32_t>{0, 1, 2, 3, 4}, b,
+                                   &update),
+                5);
+    } else {
+      AppendDenseTensor(1, b, &update);
+    }
     return update;
   }
 
@@ -196,12 +239,21 @@ TEST_F(UpdateCodecTest, IndicesWithLargeGapsAndNeighboursRoundTrip) {
   EXPECT_EQ(next, indices.size());
 }
 
-TEST_F(UpdateCodecTest, NeighbouringIndicesCostOneByteEach) {
+TEST_F(UpdateCodecTest, NeighbouringIndicesCostOneBitEach) {
+  // 800 neighbours from index 3: gaps 3, then 799 zeros. Rice parameter 0,
+  // so 4 bits, then one bit an index: 803 bits, 101 bytes.
+  std::vector<uint32_t> indices(800);
+  for (uint32_t i = 0; i < indices.size(); ++i) indices[i] = 3 + i;
+  const std::vector<float> values(indices.size(), 1.0f);
   Update update = NewUpdate(spec_);
-  AppendSparseTensor(0, std::vector<uint32_t>{3, 4, 5, 6},
-                     std::vector<float>{1, 2, 3, 4}, &update);
-  // Gaps 3, 0, 0, 0.
-  EXPECT_EQ(update.tensors(0).indices(), std::string("\x03\x00\x00\x00", 4));
+  ASSERT_EQ(AppendSparseTensor(2, indices, values, &update), 800);
+  EXPECT_EQ(update.tensors(0).rice_bits(), 0u);
+  EXPECT_LE(update.tensors(0).indices().size(), 101u);
+  SealUpdate(&update);
+  absl::StatusOr<std::vector<DecodedTensor>> decoded =
+      DecodeUpdate(update, spec_);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_THAT((*decoded)[0].indices, ElementsAreArray(indices));
 }
 
 TEST_F(UpdateCodecTest, IndicesUpToFullUint32RangeDecode) {
@@ -296,6 +348,20 @@ TEST_F(UpdateCodecTest, FlippedIndexByteOrHeaderIsDataLoss) {
   ExpectRejected(other_version, absl::StatusCode::kDataLoss);
   Update unsealed = ValidPrefix();
   ExpectRejected(unsealed, absl::StatusCode::kDataLoss);
+  Update other_rice_bits = update;
+  other_rice_bits.mutable_tensors(0)->set_rice_bits(
+      update.tensors(0).rice_bits() + 1);
+  ExpectRejected(other_rice_bits, absl::StatusCode::kDataLoss);
+  Update other_encoding = update;
+  other_encoding.set_encoding(BF16_DELTA);
+  ExpectRejected(other_encoding, absl::StatusCode::kDataLoss);
+
+  Update fp16 = ValidPrefix(FP16_DELTA);
+  SealUpdate(&fp16);
+  Update other_scale = fp16;
+  other_scale.mutable_tensors(0)->set_scale_exponent(
+      fp16.tensors(0).scale_exponent() - 1);
+  ExpectRejected(other_scale, absl::StatusCode::kDataLoss);
 }
 
 TEST_F(UpdateCodecTest, ChecksumIgnoresSpecAndModelChecksum) {
@@ -316,17 +382,31 @@ TEST_F(UpdateCodecTest, IndexOutOfRangeIsInvalidArgument) {
   ExpectRejected(update, absl::StatusCode::kInvalidArgument, "out of range");
 }
 
-TEST_F(UpdateCodecTest, HugeGapOverflowingTheTensorIsInvalidArgument) {
-  Update update = ValidPrefix();
-  AppendSparseTensor(1, std::vector<uint32_t>{1}, std::vector<float>{1.0f},
-                     &update);
-  // Gap 0xFFFFFFFF after index 1: far beyond the tensor, and beyond uint32.
-  TensorUpdate* t = update.mutable_tensors(2);
-  t->set_indices(std::string("\x01\xff\xff\xff\xff\x0f", 6));
-  t->set_count(2);
-  t->set_values(std::string(8, '\0'));
-  SealUpdate(&update);
-  ExpectRejected(update, absl::StatusCode::kInvalidArgument, "out of range");
+TEST_F(UpdateCodecTest, UnaryRunOverflowingTheTensorIsInvalidArgument) {
+  {
+    // Sixteen one-bits and no terminating zero: a gap of at least 16 in "b"
+    // (5 entries).
+    Update update = ValidPrefix();
+    AppendSparseTensor(1, std::vector<uint32_t>{1}, std::vector<float>{1.0f},
+                       &update);
+    TensorUpdate* t = update.mutable_tensors(2);
+    t->set_rice_bits(0);
+    t->set_indices(std::string("\xff\xff", 2));
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument, "out of range");
+  }
+  {
+    // A megabyte of one-bits with parameter 31 against the 2^22 + 10 entries
+    // of "big": far beyond the tensor, and beyond uint32.
+    Update update = ValidPrefix();
+    AppendSparseTensor(2, std::vector<uint32_t>{1}, std::vector<float>{1.0f},
+                       &update);
+    TensorUpdate* t = update.mutable_tensors(2);
+    t->set_rice_bits(31);
+    t->set_indices(std::string(1 << 20, '\xff'));
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument, "out of range");
+  }
 }
 
 TEST_F(UpdateCodecTest, CountNotMatchingValueBytesIsInvalidArgument) {
@@ -361,35 +441,65 @@ TEST_F(UpdateCodecTest, CountLargerThanTensorIsInvalidArgument) {
   ExpectRejected(update, absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(UpdateCodecTest, TruncatedVarintIsInvalidArgument) {
-  Update update = ValidPrefix();
-  AppendSparseTensor(2, std::vector<uint32_t>{1u << 21},
-                     std::vector<float>{1.0f}, &update);
-  std::string* indices = update.mutable_tensors(2)->mutable_indices();
-  ASSERT_EQ(indices->size(), 4u);
-  indices->pop_back();  // the last byte still has its continuation bit set
-  SealUpdate(&update);
-  ExpectRejected(update, absl::StatusCode::kInvalidArgument, "varint");
+TEST_F(UpdateCodecTest, TruncatedIndexCodeIsInvalidArgument) {
+  {
+    // Gap 2^21, parameter 20: "110" and 20 low bits, 3 bytes; the last one
+    // cut leaves the low bits short.
+    Update update = ValidPrefix();
+    AppendSparseTensor(2, std::vector<uint32_t>{1u << 21},
+                       std::vector<float>{1.0f}, &update);
+    std::string* indices = update.mutable_tensors(2)->mutable_indices();
+    ASSERT_EQ(update.tensors(2).rice_bits(), 20u);
+    ASSERT_EQ(indices->size(), 3u);
+    indices->pop_back();
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument, "truncated");
+  }
+  {
+    // A unary run that reaches the end of the bytes without its zero-bit.
+    Update update = ValidPrefix();
+    AppendSparseTensor(2, std::vector<uint32_t>{100, 200},
+                       std::vector<float>{1.0f, 2.0f}, &update);
+    TensorUpdate* t = update.mutable_tensors(2);
+    t->set_rice_bits(0);
+    t->set_indices(std::string(3, '\xff'));
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument, "truncated");
+  }
+  {
+    // Fewer codes than count: no bytes at all for three indices.
+    Update update = ValidPrefix();
+    AppendSparseTensor(0, std::vector<uint32_t>{1, 2, 3},
+                       std::vector<float>{1.0f, 2.0f, 3.0f}, &update);
+    ASSERT_EQ(update.tensors(2).indices().size(), 1u);
+    update.mutable_tensors(2)->mutable_indices()->clear();
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument, "truncated");
+  }
 }
 
-TEST_F(UpdateCodecTest, FewerIndicesThanCountIsInvalidArgument) {
+TEST_F(UpdateCodecTest, NonZeroPaddingIsInvalidArgument) {
   Update update = ValidPrefix();
-  AppendSparseTensor(0, std::vector<uint32_t>{1, 2, 3},
-                     std::vector<float>{1.0f, 2.0f, 3.0f}, &update);
-  update.mutable_tensors(2)->mutable_indices()->pop_back();
+  // Gaps 1, 0 with parameter 0: "10" "0", 3 bits and 5 of padding.
+  AppendSparseTensor(0, std::vector<uint32_t>{1, 2},
+                     std::vector<float>{1.0f, 2.0f}, &update);
+  ASSERT_EQ(update.tensors(2).rice_bits(), 0u);
+  ASSERT_EQ(update.tensors(2).indices(), std::string(1, '\x01'));
+  update.mutable_tensors(2)->set_indices(std::string(1, '\x81'));
   SealUpdate(&update);
-  ExpectRejected(update, absl::StatusCode::kInvalidArgument, "varint");
+  ExpectRejected(update, absl::StatusCode::kInvalidArgument, "padding");
 }
 
-TEST_F(UpdateCodecTest, OverlongVarintIsInvalidArgument) {
-  Update update = ValidPrefix();
-  AppendSparseTensor(2, std::vector<uint32_t>{1}, std::vector<float>{1.0f},
-                     &update);
-  // Six bytes, continuation on all but the last: over 32 bits.
-  update.mutable_tensors(2)->set_indices(
-      std::string("\x80\x80\x80\x80\x80\x00", 6));
-  SealUpdate(&update);
-  ExpectRejected(update, absl::StatusCode::kInvalidArgument, "varint");
+TEST_F(UpdateCodecTest, RiceParameterOf32OrMoreIsInvalidArgument) {
+  for (uint32_t r : {32u, 33u, 0xffffffffu}) {
+    Update update = ValidPrefix();
+    AppendSparseTensor(2, std::vector<uint32_t>{1}, std::vector<float>{1.0f},
+                       &update);
+    update.mutable_tensors(2)->set_rice_bits(r);
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument,
+                   "Rice parameter");
+  }
 }
 
 TEST_F(UpdateCodecTest, TrailingIndexBytesAreInvalidArgument) {
@@ -441,10 +551,280 @@ TEST_F(UpdateCodecTest, UnknownEncodingIsInvalidArgument) {
   ExpectRejected(update, absl::StatusCode::kInvalidArgument, "encoding");
 }
 
-TEST_F(UpdateCodecTest, EveryTruncationOfTheWireBytesFailsCleanly) {
+TEST_F(UpdateCodecTest, ValueEncodingNamesAndSizes) {
+  EXPECT_EQ(*ParseValueEncoding("fp32"), FP32_ASSIGN);
+  EXPECT_EQ(*ParseValueEncoding("fp16"), FP16_DELTA);
+  EXPECT_EQ(*ParseValueEncoding("bf16"), BF16_DELTA);
+  EXPECT_EQ(ParseValueEncoding("fp8").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(IsDeltaEncoding(FP32_ASSIGN));
+  EXPECT_TRUE(IsDeltaEncoding(FP16_DELTA));
+  EXPECT_TRUE(IsDeltaEncoding(BF16_DELTA));
+  EXPECT_EQ(ValueBytes(FP32_ASSIGN), 4);
+  EXPECT_EQ(ValueBytes(FP16_DELTA), 2);
+  EXPECT_EQ(ValueBytes(BF16_DELTA), 2);
+}
+
+TEST_F(UpdateCodecTest, Fp32AssignRoundTripsExactly) {
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<uint32_t> bits;
+  std::vector<float> values;
+  while (values.size() < 20) {
+    const float v = BitsFloat32(bits(rng));
+    if (!std::isnan(v)) values.push_back(v);  // NaN != NaN in the check below
+  }
+  std::vector<uint32_t> indices(20);
+  for (uint32_t i = 0; i < 20; ++i) indices[i] = i;
+  Update update = NewUpdate(spec_);
+  ASSERT_EQ(AppendSparseTensor(0, indices, values, &update), 20);
+  EXPECT_EQ(update.tensors(0).values().size(), 80u);
+  SealUpdate(&update);
+  ASSERT_TRUE(ApplyUpdate(update, spec_, buffers_.Views()).ok());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(SameBits(buffers_.tensor(0)[i], values[i])) << i;
+  }
+}
+
+TEST_F(UpdateCodecTest, EmptyIndexListAppendsNothing) {
+  for (ValueEncoding encoding : {FP32_ASSIGN, FP16_DELTA, BF16_DELTA}) {
+    Update update = NewUpdate(spec_, encoding);
+    EXPECT_EQ(AppendSparseTensor(0, {}, {}, &update), 0);
+    EXPECT_EQ(update.tensors_size(), 0);
+  }
+}
+
+// The delta encodings, each checked against the reference rounding.
+class DeltaEncodingTest
+    : public UpdateCodecTest,
+      public ::testing::WithParamInterface<ValueEncoding> {};
+
+TEST_P(DeltaEncodingTest, ReplicaAddsTheRoundedDelta) {
+  const ValueEncoding encoding = GetParam();
+  std::mt19937 rng(99);
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<int> exponent(-40, 4);
+  // Start "big" from non-zero values, so that adding differs from assigning.
+  TensorViews views = buffers_.Views();
+  const uint32_t size = static_cast<uint32_t>(views[2].size());
+  for (uint32_t i = 0; i < size; i += 97) views[2][i] = normal(rng);
+  const std::vector<float> before = buffers_.tensor(2);
+
+  // Deltas over 45 binades: the smallest round to zero in fp16 and drop out.
+  std::vector<uint32_t> indices;
+  std::vector<float> deltas;
+  for (uint32_t i = 5; i < size; i += 1 + i % 5000) {
+    indices.push_back(i);
+    deltas.push_back(std::ldexp(normal(rng), exponent(rng)));
+  }
+  Update update = NewUpdate(spec_, encoding);
+  const int64_t appended = AppendSparseTensor(2, indices, deltas, &update);
+  ASSERT_EQ(update.tensors_size(), 1);
+  const TensorUpdate& t = update.tensors(0);
+  EXPECT_EQ(static_cast<int64_t>(t.count()), appended);
+  EXPECT_EQ(t.values().size(), 2u * t.count());
+
+  int scale_exponent = 0;
+  if (encoding == FP16_DELTA) {
+    // The largest delta lands in [2^14, 2^15) after scaling.
+    float largest = 0;
+    for (float d : deltas) largest = std::max(largest, std::fabs(d));
+    scale_exponent = t.scale_exponent();
+    const float scaled = std::ldexp(largest, -scale_exponent);
+    EXPECT_GE(scaled, 16384.0f);
+    EXPECT_LT(scaled, 32768.0f);
+  } else {
+    EXPECT_EQ(t.scale_exponent(), 0);
+  }
+
+  std::vector<uint32_t> kept_indices;
+  std::vector<float> kept_deltas;
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const float expected = ExpectedDelta(encoding, scale_exponent, deltas[i]);
+    if (expected == 0) continue;
+    kept_indices.push_back(indices[i]);
+    kept_deltas.push_back(expected);
+  }
+  EXPECT_EQ(appended, static_cast<int64_t>(kept_indices.size()));
+  if (encoding == FP16_DELTA) {
+    EXPECT_LT(kept_indices.size(), indices.size()) << "nothing was dropped";
+  }
+
+  SealUpdate(&update);
+  absl::StatusOr<std::vector<DecodedTensor>> decoded =
+      DecodeUpdate(update, spec_);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->size(), 1u);
+  EXPECT_TRUE((*decoded)[0].add);
+  EXPECT_FALSE((*decoded)[0].dense);
+  EXPECT_THAT((*decoded)[0].indices, ElementsAreArray(kept_indices));
+  ASSERT_EQ((*decoded)[0].values.size(), kept_deltas.size());
+  for (size_t i = 0; i < kept_deltas.size(); ++i) {
+    ASSERT_TRUE(SameBits((*decoded)[0].values[i], kept_deltas[i]))
+        << "delta " << i << ": decoded " << (*decoded)[0].values[i]
+        << ", expected " << kept_deltas[i];
+  }
+
+  ASSERT_TRUE(ApplyUpdate(update, spec_, buffers_.Views()).ok());
+  const std::vector<float>& after = buffers_.tensor(2);
+  size_t next = 0;
+  for (uint32_t i = 0; i < size; ++i) {
+    float expected = before[i];
+    if (next < kept_indices.size() && kept_indices[next] == i) {
+      expected = before[i] + kept_deltas[next];
+      ++next;
+    }
+    ASSERT_TRUE(SameBits(after[i], expected))
+        << "entry " << i << ": " << after[i] << ", expected " << expected;
+  }
+}
+
+TEST_P(DeltaEncodingTest, DeltasRoundingToZeroOrNotFiniteAreDropped) {
+  const ValueEncoding encoding = GetParam();
+  const float inf = std::numeric_limits<float>::infinity();
+  // Rounds to zero: in fp16 at the scale set by 1.0, anything below 2^-39
+  // (half the smallest subnormal, 2^-24, times 2^-14); in bf16, anything
+  // below 2^-134, such as fp32's smallest subnormal 2^-149.
+  const float tiny = encoding == FP16_DELTA
+                         ? 1e-13f
+                         : std::numeric_limits<float>::denorm_min();
+  const std::vector<uint32_t> indices = {0, 1, 2, 3, 4, 5, 6, 7};
+  const std::vector<float> values = {1.0f, tiny, 0.0f, -0.0f,
+                                     std::nanf(""), inf, -inf, -0.5f};
+  Update update = NewUpdate(spec_, encoding);
+  EXPECT_EQ(AppendSparseTensor(0, indices, values, &update), 2);
+  SealUpdate(&update);
+  absl::StatusOr<std::vector<DecodedTensor>> decoded =
+      DecodeUpdate(update, spec_);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_THAT((*decoded)[0].indices, ElementsAre(0u, 7u));
+  EXPECT_THAT((*decoded)[0].values, ElementsAre(1.0f, -0.5f));
+
+  // Nothing left: nothing appended.
+  Update empty = NewUpdate(spec_, encoding);
+  EXPECT_EQ(AppendSparseTensor(0, std::vector<uint32_t>{2, 3, 4, 5},
+                               std::vector<float>{0.0f, -0.0f, inf, std::nanf("")},
+                               &empty),
+            0);
+  EXPECT_EQ(empty.tensors_size(), 0);
+}
+
+TEST_P(DeltaEncodingTest, DenseTensorIsInvalidArgument) {
+  Update update = ValidPrefix(GetParam());
+  AppendDenseTensor(1, std::vector<float>(5, 1.0f), &update);
+  SealUpdate(&update);
+  ExpectRejected(update, absl::StatusCode::kInvalidArgument, "not fp32");
+}
+
+TEST_P(DeltaEncodingTest, SnapshotIsInvalidArgument) {
+  Update update = NewUpdate(spec_, GetParam());
+  update.set_snapshot(true);
+  update.set_base_version(0);
+  for (int i = 0; i < spec_.tensors_size(); ++i) {
+    AppendDenseTensor(i, std::vector<float>(TensorSize(spec_.tensors(i)), 1.0f),
+                      &update);
+  }
+  SealUpdate(&update);
+  ExpectRejected(update, absl::StatusCode::kInvalidArgument, "snapshots are fp32");
+}
+
+TEST_P(DeltaEncodingTest, ValueBytesMustBeTwicePerEntry) {
+  {
+    Update update = ValidPrefix(GetParam());
+    update.mutable_tensors(1)->mutable_values()->pop_back();
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument, "value bytes");
+  }
+  {
+    // Four bytes an entry, as FP32_ASSIGN would carry.
+    Update update = ValidPrefix(GetParam());
+    update.mutable_tensors(1)->mutable_values()->append(10, '\0');
+    SealUpdate(&update);
+    ExpectRejected(update, absl::StatusCode::kInvalidArgument, "value bytes");
+  }
+}
+
+TEST_P(DeltaEncodingTest, LossyMirrorConvergesToTheTrainerBitForBit) {
+  // A trainer's buffer and a mirror that starts elsewhere. Each round sends
+  // every entry where they differ, as trainer - mirror, and the mirror adds
+  // what arrives: the rounding error of one round is the next round's delta,
+  // until nothing is left.
+  ModelSpec spec;
+  spec.set_architecture("mirror");
+  AddTensor("a", {300, 100}, &spec);  // mixed magnitudes
+  AddTensor("c", {1000}, &spec);      // all small
+  AddTensor("d", {7}, &spec);         // large
+  spec.set_fingerprint(ComputeFingerprint(spec));
+  Buffers trainer(spec);
+  Buffers mirror(spec);
+  std::mt19937 rng(4242);
+  std::normal_distribution<float> normal;
+  std::bernoulli_distribution small(0.2);
+  TensorViews t = trainer.Views();
+  TensorViews m = mirror.Views();
+  for (size_t i = 0; i < t[0].size(); ++i) {
+    t[0][i] = normal(rng) * (small(rng) ? 1e-3f : 0.1f);
+    m[0][i] = normal(rng) * 0.1f;
+  }
+  for (size_t i = 0; i < t[1].size(); ++i) {
+    t[1][i] = normal(rng) * 1e-3f;
+    m[1][i] = normal(rng) * 1e-3f;
+  }
+  for (size_t i = 0; i < t[2].size(); ++i) {
+    t[2][i] = normal(rng) * 100.0f;
+    m[2][i] = normal(rng);
+  }
+  // A few entries equal from the start, and a few far apart.
+  m[0][0] = t[0][0];
+  m[0][1] = t[0][1] * 1000.0f;
+  m[1][2] = -t[1][2];
+
+  const ValueEncoding encoding = GetParam();
+  int rounds = 0;
+  for (; rounds < 12; ++rounds) {
+    Update update = NewUpdate(spec, encoding);
+    int64_t differing = 0;
+    for (size_t k = 0; k < t.size(); ++k) {
+      std::vector<uint32_t> indices;
+      std::vector<float> deltas;
+      for (size_t i = 0; i < t[k].size(); ++i) {
+        if (t[k][i] != m[k][i]) {
+          indices.push_back(static_cast<uint32_t>(i));
+          deltas.push_back(t[k][i] - m[k][i]);
+        }
+      }
+      differing += static_cast<int64_t>(indices.size());
+      AppendSparseTensor(static_cast<uint32_t>(k), indices, deltas, &update);
+    }
+    if (differing == 0) break;
+    SealUpdate(&update);
+    ASSERT_TRUE(ApplyUpdate(update, spec, m).ok());
+  }
+  EXPECT_LT(rounds, 12) << "the mirror did not converge";
+  for (size_t k = 0; k < t.size(); ++k) {
+    for (size_t i = 0; i < t[k].size(); ++i) {
+      ASSERT_TRUE(SameBits(t[k][i], m[k][i]))
+          << "tensor " << k << " entry " << i << ": trainer " << t[k][i]
+          << ", mirror " << m[k][i];
+    }
+  }
+  EXPECT_EQ(trainer.Checksum(), mirror.Checksum());
+}
+
+INSTANTIATE_TEST_SUITE_P(Fp16AndBf16, DeltaEncodingTest,
+                         ::testing::Values(FP16_DELTA, BF16_DELTA),
+                         [](const ::testing::TestParamInfo<ValueEncoding>& info) {
+                           return std::string(ValueEncoding_Name(info.param));
+                         });
+
+// Every encoding: truncated bytes fail cleanly and never touch the model.
+class EveryEncodingTest
+    : public UpdateCodecTest,
+      public ::testing::WithParamInterface<ValueEncoding> {};
+
+TEST_P(EveryEncodingTest, EveryTruncationOfTheWireBytesFailsCleanly) {
   // No spec or model_checksum: checksum (field 7) is serialised last, so no
   // proper prefix carries a complete, matching payload.
-  Update update = ValidPrefix();
+  Update update = ValidPrefix(GetParam());
   AppendSparseTensor(2, std::vector<uint32_t>{5, (1u << 21) + 9},
                      std::vector<float>{7.0f, 8.0f}, &update);
   SealUpdate(&update);
@@ -474,12 +854,13 @@ TEST_F(UpdateCodecTest, EveryTruncationOfTheWireBytesFailsCleanly) {
   EXPECT_GT(parsed_prefixes, 1);
   EXPECT_NE(buffers_.Checksum(), zero);  // the full message applied
   EXPECT_EQ(buffers_.tensor(2)[(1u << 21) + 9], 8.0f);
+  EXPECT_EQ(buffers_.tensor(1)[4], 5.0f);
 }
 
-TEST_F(UpdateCodecTest, EveryTruncationOfTensorFieldsFailsCleanly) {
+TEST_P(EveryEncodingTest, EveryTruncationOfTensorFieldsFailsCleanly) {
   // Truncate each tensor's indices and values at every length and re-seal, so
   // that only the codec's own checks stand between the bytes and the model.
-  Update base = ValidPrefix();
+  Update base = ValidPrefix(GetParam());
   AppendSparseTensor(2, std::vector<uint32_t>{0, 300, (1u << 21) + 9},
                      std::vector<float>{1.0f, 2.0f, 3.0f}, &base);
   for (int t = 0; t < base.tensors_size(); ++t) {
@@ -496,11 +877,18 @@ TEST_F(UpdateCodecTest, EveryTruncationOfTensorFieldsFailsCleanly) {
             truncate_values ? tu->mutable_values() : tu->mutable_indices();
         bytes->resize(length);
         SealUpdate(&update);
-        ExpectRejected(update, absl::StatusCode::kInvalidArgument);
+        ExpectRejected(update, absl::StatusCode::kInvalidArgument,
+                       truncate_values ? "value bytes" : "truncated");
       }
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(AllEncodings, EveryEncodingTest,
+                         ::testing::Values(FP32_ASSIGN, FP16_DELTA, BF16_DELTA),
+                         [](const ::testing::TestParamInfo<ValueEncoding>& info) {
+                           return std::string(ValueEncoding_Name(info.param));
+                         });
 
 }  // namespace
 }  // namespace contrail

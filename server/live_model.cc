@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cmath>
 #include <utility>
 
@@ -109,6 +110,10 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplyDelta(
       spare_missed_->version() == current->version) {
     // No prediction holds the previous version any more: bring it up to
     // the current version, then apply the new update on top.
+    // use_count() is a relaxed load: this fence orders the last reader's
+    // reads of the model (released when it dropped its reference) before
+    // the writes below.
+    std::atomic_thread_fence(std::memory_order_acquire);
     next = std::move(spare_);
     const absl::Status caught_up = ApplyUpdate(*spare_missed_, spec, next->model->Views());
     if (!caught_up.ok()) return caught_up;

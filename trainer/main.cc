@@ -13,6 +13,7 @@
 #include "common/idx_reader.h"
 #include "common/model.h"
 #include "common/model_spec.h"
+#include "common/update_codec.h"
 #include "spdlog/spdlog.h"
 #include "trainer/stream_trainer.h"
 #include "trainer/trainer_status_service_impl.h"
@@ -43,6 +44,15 @@ ABSL_FLAG(std::string, sparsity, "topk",
           "selected entries of each tensor)");
 ABSL_FLAG(double, ratio, 0.001,
           "fraction of each tensor's entries selected per step (at least one)");
+ABSL_FLAG(std::string, update_values, "fp32",
+          "value encoding of updates: fp32 (exact new values), fp16 or bf16 "
+          "(rounded differences, 2 bytes each; the rounding error is sent later)");
+ABSL_FLAG(double, deploy_ratio, 0,
+          "largest fraction of each tensor sent per update (the largest "
+          "differences first; the rest follow in later updates and when the "
+          "stream pauses or ends). 0 = automatic: --ratio when --sparsity is "
+          "topk or randomk, else 1 (every change). With --sparsity=none a "
+          "ratio below 1 keeps the wire sparse while training densely");
 ABSL_FLAG(double, replay_rate, 0,
           "examples per second arriving on the stream; 0 = as fast as training goes");
 ABSL_FLAG(uint64_t, seed, 1, "seed for weights, sampling and data order");
@@ -104,6 +114,22 @@ int main(int argc, char** argv) {
 
   contrail::UpdatePublisher::Options publisher_options;
   publisher_options.max_retained_updates = absl::GetFlag(FLAGS_retain_updates);
+  auto encoding = contrail::ParseValueEncoding(absl::GetFlag(FLAGS_update_values));
+  if (!encoding.ok()) Fail(absl::StrCat("--update_values: ", encoding.status().message()));
+  publisher_options.encoding = *encoding;
+  publisher_options.deploy_ratio = absl::GetFlag(FLAGS_deploy_ratio);
+  if (!(publisher_options.deploy_ratio >= 0 && publisher_options.deploy_ratio <= 1)) {
+    Fail(absl::StrCat("--deploy_ratio must be in [0, 1], got ",
+                      publisher_options.deploy_ratio));
+  }
+  if (publisher_options.deploy_ratio == 0) {
+    // A sparse trainer changes at most this many entries per tensor and
+    // step, so the budget sends them all with exact values; with a lossy
+    // encoding the rounding remainders wait for a pause.
+    publisher_options.deploy_ratio =
+        options.sparsity.sparsity == contrail::Sparsity::kNone ? 1.0
+                                                               : options.sparsity.ratio;
+  }
   const contrail::ModelSpec spec = (*model)->spec();
   contrail::UpdatePublisher publisher(spec, (*mirror)->Views(), publisher_options);
   auto trainer = contrail::StreamTrainer::Create(options, *std::move(data),
@@ -121,10 +147,11 @@ int main(int argc, char** argv) {
   if (!port_written.ok()) Fail(std::string(port_written.message()));
   spdlog::info(
       "listening on port {}: model {} ({} parameters), t={} b={} {} lr={} "
-      "sparsity={} ratio={}",
+      "sparsity={} ratio={} update_values={} deploy_ratio={}",
       server->port, spec.architecture(), contrail::ModelSize(spec),
       options.trigger_size, options.batch_size, absl::GetFlag(FLAGS_optimizer),
-      options.optimizer.lr, absl::GetFlag(FLAGS_sparsity), options.sparsity.ratio);
+      options.optimizer.lr, absl::GetFlag(FLAGS_sparsity), options.sparsity.ratio,
+      absl::GetFlag(FLAGS_update_values), publisher_options.deploy_ratio);
 
   (*trainer)->Start();
   const int signal = contrail::WaitForTerminationSignal();

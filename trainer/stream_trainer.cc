@@ -212,6 +212,44 @@ void StreamTrainer::InitialTraining() {
                checksum);
 }
 
+bool StreamTrainer::PublishChanges() {
+  absl::StatusOr<UpdatePublisher::PublishResult> published =
+      publisher_->Publish(AsConst(model_->Views()));
+  if (!published.ok()) {
+    spdlog::error("publishing failed: {}", published.status().ToString());
+    SetPhase("failed");
+    return false;
+  }
+  unsent_entries_ = published->remaining_entries;
+  if (published->published) {
+    absl::MutexLock lock(&mu_);
+    stats_.updates_published = published->version;
+    stats_.entries_published += published->entries;
+    stats_.payload_bytes_published += published->payload_bytes;
+  }
+  return true;
+}
+
+bool StreamTrainer::Flush(absl::Time deadline) {
+  // Each round sends the largest remaining differences. Every entry sent
+  // moves the mirror strictly closer to the trainer (the codec drops
+  // differences that round to zero), so this ends; it stops early when a
+  // round finds nothing it can send.
+  int64_t rounds = 0;
+  while (unsent_entries_ > 0 && absl::Now() < deadline &&
+         !stop_.HasBeenNotified()) {
+    const uint64_t before = publisher_->version();
+    if (!PublishChanges()) return false;
+    if (publisher_->version() == before) break;
+    ++rounds;
+  }
+  if (rounds > 0 && deadline == absl::InfiniteFuture()) {
+    spdlog::info("flushed in {} more updates; {} entries still differ",
+                 rounds, unsent_entries_);
+  }
+  return true;
+}
+
 void StreamTrainer::Stream() {
   SetPhase("streaming");
   const int64_t first = options_.initial_examples;
@@ -223,9 +261,11 @@ void StreamTrainer::Stream() {
   for (int64_t begin = first; begin < last; begin += options_.trigger_size) {
     const int64_t end = std::min(last, begin + options_.trigger_size);
     if (options_.replay_rate > 0) {
-      // The last example of this arrival reaches us at this time.
+      // The last example of this arrival reaches us at this time; until
+      // then, send what the deploy budget held back.
       const absl::Time arrival =
           start + absl::Seconds((end - first) / options_.replay_rate);
+      if (!Flush(arrival)) return;
       stop_.WaitForNotificationWithTimeout(arrival - absl::Now());
     }
     if (stop_.HasBeenNotified()) return;
@@ -236,30 +276,20 @@ void StreamTrainer::Stream() {
     const double loss = TrainStep(
         sampler_.FormBatch(fresh, /*history_size=*/begin, options_.batch_size),
         /*sparse=*/true);
-    absl::StatusOr<UpdatePublisher::PublishResult> published =
-        publisher_->Publish(AsConst(model_->Views()));
-    if (!published.ok()) {
-      spdlog::error("publishing failed: {}", published.status().ToString());
-      SetPhase("failed");
-      return;
-    }
+    if (!PublishChanges()) return;
+    const bool last_step = end == last;
+    if (last_step && !Flush(absl::InfiniteFuture())) return;
     const uint64_t checksum = model_->Checksum();
     Stats snapshot;
     {
       absl::MutexLock lock(&mu_);
       stats_.examples_seen += end - begin;
       stats_.correct += correct;
-      if (published->published) {
-        stats_.updates_published = published->version;
-        stats_.entries_published += published->entries;
-        stats_.payload_bytes_published += published->payload_bytes;
-      }
       stats_.trainer_checksum = checksum;
       if (std::isfinite(loss)) stats_.last_loss = loss;
       stats_.stream_time = absl::Now() - start;
       snapshot = stats_;
     }
-    const bool last_step = end == last;
     if (absl::Now() >= next_log || last_step) {
       next_log = absl::Now() + options_.log_interval;
       const uint64_t updates = snapshot.updates_published - 1;

@@ -113,6 +113,12 @@ class StreamTrainer {
   // Predictions of the current model for examples [begin, end), counted
   // against their labels.
   int64_t CountCorrect(int64_t begin, int64_t end);
+  // Publishes trainer - mirror and counts it; false (phase "failed") when
+  // the publisher fails.
+  bool PublishChanges();
+  // Publishes what earlier updates left unsent until none is left, no
+  // progress is made, or `deadline` passes; false on failure.
+  bool Flush(absl::Time deadline);
   void SetPhase(const std::string& phase) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.
@@ -128,6 +134,8 @@ class StreamTrainer {
   SparseSelector selector_;
   ProactiveSampler sampler_;
   std::vector<uint32_t> selected_;
+  // Entries where trainer and mirror differed after the last update.
+  int64_t unsent_entries_ = 0;
 
   std::thread thread_;
   absl::Notification stop_;

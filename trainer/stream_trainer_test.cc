@@ -222,9 +222,9 @@ TEST_F(StreamTrainerTest, DenseRunKeepsMirrorEqualToTrainer) {
 
 TEST_F(StreamTrainerTest, DenseStreamLearnsTheSyntheticClasses) {
   StreamTrainer::Options options;
-  options.initial_examples = 600;
-  options.initial_epochs = 2;
-  options.stream_examples = 1000;
+  options.initial_examples = 400;
+  options.initial_epochs = 1;
+  options.stream_examples = 600;
   options.trigger_size = 8;
   options.batch_size = 32;
   options.sparsity.sparsity = Sparsity::kNone;
@@ -234,7 +234,7 @@ TEST_F(StreamTrainerTest, DenseStreamLearnsTheSyntheticClasses) {
   ASSERT_TRUE(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
   EXPECT_EQ(stats.phase, "done");
-  EXPECT_EQ(stats.examples_seen, 1000);
+  EXPECT_EQ(stats.examples_seen, 600);
   // Chance is 0.1.
   EXPECT_GT(stats.prequential_accuracy(), 0.3);
   EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);

@@ -1,10 +1,13 @@
 #include "trainer/update_publisher.h"
 
+#include <cmath>
 #include <cstring>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "common/sparse_selector.h"
+#include "common/top_k.h"
 #include "common/update_codec.h"
 
 namespace contrail {
@@ -57,33 +60,69 @@ absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
   update->set_base_version(base_version);
   update->set_fingerprint(spec_.fingerprint());
   update->set_run(run_);
-  update->set_encoding(FP32_ASSIGN);
+  update->set_encoding(options_.encoding);
+  const bool delta = IsDeltaEncoding(options_.encoding);
   PublishResult result;
   for (size_t t = 0; t < mirror_.size(); ++t) {
     const absl::Span<const float> now = trainer[t];
     const absl::Span<const float> held = mirror_[t];
     changed_.clear();
     values_.clear();
+    // One pass finds trainer - mirror. Exact updates assign the new value
+    // wherever the bits differ; delta updates send the difference wherever
+    // the values differ (a delta cannot turn 0.0 into -0.0).
     for (size_t i = 0; i < now.size(); ++i) {
-      if (BitsDiffer(now[i], held[i])) {
+      const bool differs = delta ? now[i] != held[i] && std::isfinite(now[i] - held[i])
+                                 : BitsDiffer(now[i], held[i]);
+      if (differs) {
         changed_.push_back(static_cast<uint32_t>(i));
-        values_.push_back(now[i]);
+        values_.push_back(delta ? now[i] - held[i] : now[i]);
       }
     }
     if (changed_.empty()) continue;
-    AppendSparseTensor(static_cast<uint32_t>(t), changed_, values_, update.get());
-    result.entries += static_cast<int64_t>(changed_.size());
+    const int64_t budget = options_.deploy_ratio >= 1
+                               ? static_cast<int64_t>(now.size())
+                               : KeepCount(static_cast<int64_t>(now.size()),
+                                           options_.deploy_ratio);
+    if (static_cast<int64_t>(changed_.size()) > budget) {
+      // Send the largest differences; the rest stay in trainer - mirror.
+      magnitudes_.resize(changed_.size());
+      for (size_t j = 0; j < changed_.size(); ++j) {
+        magnitudes_[j] = delta ? values_[j] : now[changed_[j]] - held[changed_[j]];
+      }
+      SelectTopK(magnitudes_, budget, &picked_);
+      for (size_t j = 0; j < picked_.size(); ++j) {
+        changed_[j] = changed_[picked_[j]];
+        values_[j] = values_[picked_[j]];
+      }
+      changed_.resize(picked_.size());
+      values_.resize(picked_.size());
+      result.remaining_entries += static_cast<int64_t>(magnitudes_.size() - picked_.size());
+    }
+    const int64_t sent =
+        AppendSparseTensor(static_cast<uint32_t>(t), changed_, values_, update.get());
+    result.entries += sent;
+    result.remaining_entries += static_cast<int64_t>(changed_.size()) - sent;
   }
   if (result.entries == 0) return result;
   SealUpdate(update.get());
+  // The mirror takes the update through the decoder, as a server does.
+  absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(*update, spec_);
+  if (!decoded.ok()) {
+    return absl::InternalError(absl::StrCat("the mirror rejected update ",
+                                            update->version(), ": ",
+                                            decoded.status().message()));
+  }
 
   absl::MutexLock lock(&mu_);
-  // The mirror takes the update through the decoder, as a server does.
-  const absl::Status applied = ApplyUpdate(*update, spec_, mirror_);
-  if (!applied.ok()) {
-    return absl::InternalError(absl::StrCat(
-        "the mirror rejected update ", update->version(), ": ",
-        applied.message()));
+  ApplyDecoded(*decoded, mirror_);
+  if (delta) {
+    // Rounded differences leave a remainder where they landed.
+    for (const DecodedTensor& t : *decoded) {
+      for (uint32_t i : t.indices) {
+        result.remaining_entries += trainer[t.tensor][i] != mirror_[t.tensor][i];
+      }
+    }
   }
   mirror_checksum_ = ChecksumTensors(AsConst(mirror_));
   update->set_model_checksum(mirror_checksum_);

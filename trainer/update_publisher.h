@@ -39,6 +39,13 @@ class UpdatePublisher {
     size_t max_retained_updates = 4096;
     // Cap on the retained updates' encoded size.
     size_t max_retained_bytes = size_t{256} << 20;
+    // How values travel: FP32_ASSIGN (exact), FP16_DELTA or BF16_DELTA
+    // (2 bytes per value; the rounding error is sent later).
+    ValueEncoding encoding = FP32_ASSIGN;
+    // Largest fraction of each tensor sent per update (at least one
+    // entry): the largest differences go first, the rest stay in
+    // trainer - mirror for later updates. 1 sends every difference.
+    double deploy_ratio = 1.0;
   };
 
   struct PublishResult {
@@ -46,6 +53,9 @@ class UpdatePublisher {
     uint64_t version = 0;
     int64_t entries = 0;        // (index, value) pairs in the update
     int64_t payload_bytes = 0;  // encoded size of the update message
+    // Entries where trainer and mirror still differ after this update
+    // (over the budget, or rounded away by a lossy encoding).
+    int64_t remaining_entries = 0;
   };
 
   // `mirror` must match `spec` and outlive the publisher; only the
@@ -61,8 +71,9 @@ class UpdatePublisher {
   // Copies `trainer` into the mirror and makes it version 1.
   void Start(const ConstTensorViews& trainer) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Publishes every entry where `trainer` differs from the mirror as the
-  // next version. FAILED_PRECONDITION before Start().
+  // Publishes the entries where `trainer` differs from the mirror (all of
+  // them, or the largest within the deploy budget) as the next version.
+  // FAILED_PRECONDITION before Start().
   absl::StatusOr<PublishResult> Publish(const ConstTensorViews& trainer)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -114,6 +125,8 @@ class UpdatePublisher {
   // Scratch for Publish(); training thread only.
   std::vector<uint32_t> changed_;
   std::vector<float> values_;
+  std::vector<float> magnitudes_;
+  std::vector<uint32_t> picked_;
 };
 
 }  // namespace contrail

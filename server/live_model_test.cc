@@ -1,0 +1,559 @@
+#include "server/live_model.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/model.h"
+#include "common/tensor_views.h"
+#include "common/update_codec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/contrail.pb.h"
+
+namespace contrail {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr uint64_t kRun = 0x5eed00c0ffee0001;
+constexpr uint64_t kTrainerSeed = 7;  // differs from the server's seed 0
+constexpr int64_t kClasses = 10;
+constexpr int64_t kPixels = 28 * 28;
+constexpr int64_t kBatch = 3;
+constexpr float kTolerance = 1e-6f;
+
+std::vector<int64_t> InputShape(int64_t n) { return {n, 1, 28, 28}; }
+
+// `n` examples of pixels in [0, 1), from a seeded generator.
+std::vector<float> RandomInputs(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
+  std::vector<float> inputs(n * kPixels);
+  for (float& v : inputs) v = pixel(rng);
+  return inputs;
+}
+
+// softmax(Forward) of `model` for `n` examples: what a server must answer.
+std::vector<float> Softmax(Model& model, const std::vector<float>& inputs,
+                           int64_t n) {
+  c10::InferenceMode inference;
+  const torch::Tensor x = torch::from_blob(const_cast<float*>(inputs.data()),
+                                           InputShape(n), torch::kFloat);
+  const torch::Tensor p = torch::softmax(model.Forward(x), /*dim=*/1).contiguous();
+  return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+}
+
+// Empty when `actual` equals `expected` within kTolerance, else what differs.
+std::string CompareProbabilities(const std::vector<float>& actual,
+                                 const std::vector<float>& expected) {
+  if (actual.size() != expected.size()) {
+    return absl::StrCat(actual.size(), " probabilities, expected ",
+                        expected.size());
+  }
+  for (size_t i = 0; i < actual.size(); ++i) {
+    if (!(std::fabs(actual[i] - expected[i]) <= kTolerance)) {
+      return absl::StrCat("probability ", i, " is ", actual[i], ", expected ",
+                          expected[i]);
+    }
+  }
+  return "";
+}
+
+void ExpectStatus(const absl::Status& status, absl::StatusCode code,
+                  const std::string& substring) {
+  EXPECT_EQ(status.code(), code) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(substring));
+}
+
+// Stands in for the trainer and its publisher: a model that moves a few
+// entries of every tensor per step, and the snapshot and updates that carry
+// it, built as trainer/update_publisher.cc builds them.
+class FakeTrainer {
+ public:
+  explicit FakeTrainer(uint64_t seed)
+      : model_(Model::Create("lenet5", seed).value()), rng_(seed) {}
+
+  Model& model() { return *model_; }
+  uint64_t version() const { return version_; }
+
+  // Every tensor dense, at the current version.
+  Update Snapshot() const {
+    Update snapshot;
+    snapshot.set_version(version_);
+    snapshot.set_base_version(0);
+    snapshot.set_snapshot(true);
+    snapshot.set_fingerprint(model_->spec().fingerprint());
+    snapshot.set_run(kRun);
+    snapshot.set_encoding(FP32_ASSIGN);
+    *snapshot.mutable_spec() = model_->spec();
+    const ConstTensorViews views = static_cast<const Model&>(*model_).Views();
+    for (size_t t = 0; t < views.size(); ++t) {
+      AppendDenseTensor(static_cast<uint32_t>(t), views[t], &snapshot);
+    }
+    SealUpdate(&snapshot);
+    snapshot.set_model_checksum(model_->Checksum());
+    return snapshot;
+  }
+
+  // Changes `per_tensor` random entries of every tensor (by 0.02 to 0.2,
+  // enough to move every output) and returns the update that carries them.
+  Update Step(int per_tensor = 3) {
+    Update update;
+    update.set_version(version_ + 1);
+    update.set_base_version(version_);
+    update.set_fingerprint(model_->spec().fingerprint());
+    update.set_run(kRun);
+    update.set_encoding(FP32_ASSIGN);
+    const TensorViews views = model_->Views();
+    std::uniform_real_distribution<float> delta(0.02f, 0.2f);
+    std::bernoulli_distribution negative(0.5);
+    for (size_t t = 0; t < views.size(); ++t) {
+      const absl::Span<float> tensor = views[t];
+      std::uniform_int_distribution<uint32_t> pick(
+          0, static_cast<uint32_t>(tensor.size() - 1));
+      std::set<uint32_t> chosen;
+      const size_t count = std::min<size_t>(per_tensor, tensor.size());
+      while (chosen.size() < count) chosen.insert(pick(rng_));
+      const std::vector<uint32_t> indices(chosen.begin(), chosen.end());
+      std::vector<float> values;
+      for (uint32_t i : indices) {
+        tensor[i] += negative(rng_) ? -delta(rng_) : delta(rng_);
+        values.push_back(tensor[i]);
+      }
+      AppendSparseTensor(static_cast<uint32_t>(t), indices, values, &update);
+    }
+    SealUpdate(&update);
+    update.set_model_checksum(model_->Checksum());
+    ++version_;
+    return update;
+  }
+
+ private:
+  std::unique_ptr<Model> model_;
+  std::mt19937_64 rng_;
+  uint64_t version_ = 1;
+};
+
+class LiveModelTest : public ::testing::Test {
+ protected:
+  LiveModelTest()
+      : live_(LiveModel::Options()),
+        trainer_(kTrainerSeed),
+        inputs_(RandomInputs(kBatch, /*seed=*/99)) {}
+
+  // Applies `update` and expects the live model to be the trainer's.
+  void ApplyAndExpectTrainerModel(const Update& update) {
+    const absl::Status status = live_.Apply(update);
+    ASSERT_TRUE(status.ok()) << "version " << update.version() << ": " << status;
+    const std::shared_ptr<const LiveModel::Version> current = live_.Current();
+    ASSERT_NE(current, nullptr);
+    EXPECT_EQ(current->version, update.version());
+    EXPECT_EQ(current->run, kRun);
+    EXPECT_EQ(current->checksum, trainer_.model().Checksum())
+        << "version " << update.version();
+    EXPECT_EQ(current->model->Checksum(), current->checksum);
+  }
+
+  // Predicts inputs_ and expects the trainer model's answer at `version`.
+  void ExpectPredictions(uint64_t version, const std::vector<float>& expected) {
+    const absl::StatusOr<LiveModel::Predictions> predictions =
+        live_.Predict(InputShape(kBatch), inputs_);
+    ASSERT_TRUE(predictions.ok()) << predictions.status();
+    EXPECT_EQ(predictions->version, version);
+    EXPECT_EQ(CompareProbabilities(predictions->probabilities, expected), "");
+  }
+
+  LiveModel live_;
+  FakeTrainer trainer_;
+  const std::vector<float> inputs_;
+};
+
+TEST_F(LiveModelTest, PredictBeforeAnySnapshotIsUnavailable) {
+  EXPECT_EQ(live_.Current(), nullptr);
+  const absl::StatusOr<LiveModel::Predictions> predictions =
+      live_.Predict(InputShape(kBatch), inputs_);
+  ExpectStatus(predictions.status(), absl::StatusCode::kUnavailable, "snapshot");
+}
+
+TEST_F(LiveModelTest, UpdateBeforeAnySnapshotFailsPrecondition) {
+  ExpectStatus(live_.Apply(trainer_.Step()),
+               absl::StatusCode::kFailedPrecondition, "before any snapshot");
+  EXPECT_EQ(live_.Current(), nullptr);
+}
+
+TEST_F(LiveModelTest, SnapshotLoadsTheTrainerModel) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  const std::shared_ptr<const LiveModel::Version> current = live_.Current();
+  ASSERT_NE(current, nullptr);
+  EXPECT_EQ(current->version, 1u);
+  EXPECT_EQ(current->run, kRun);
+  EXPECT_EQ(current->model->spec().fingerprint(),
+            trainer_.model().spec().fingerprint());
+}
+
+TEST_F(LiveModelTest, CorruptSnapshotIsRejectedAndNothingIsLoaded) {
+  Update flipped = trainer_.Snapshot();
+  flipped.mutable_tensors(2)->mutable_values()->at(5) ^= 0x10;
+  ExpectStatus(live_.Apply(flipped), absl::StatusCode::kDataLoss,
+               "fails its checksum");
+  Update wrong_checksum = trainer_.Snapshot();
+  wrong_checksum.set_model_checksum(wrong_checksum.model_checksum() ^ 1);
+  ExpectStatus(live_.Apply(wrong_checksum), absl::StatusCode::kDataLoss,
+               "model checksum");
+  EXPECT_EQ(live_.Current(), nullptr);
+
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+}
+
+TEST_F(LiveModelTest, PredictAnswersTheTrainerModelsSoftmax) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  const std::vector<float> expected = Softmax(trainer_.model(), inputs_, kBatch);
+
+  const absl::StatusOr<LiveModel::Predictions> predictions =
+      live_.Predict(InputShape(kBatch), inputs_);
+  ASSERT_TRUE(predictions.ok()) << predictions.status();
+  EXPECT_EQ(predictions->version, 1u);
+  EXPECT_EQ(predictions->num_classes, kClasses);
+  ASSERT_EQ(predictions->probabilities.size(),
+            static_cast<size_t>(kBatch * kClasses));
+  ASSERT_EQ(predictions->labels.size(), static_cast<size_t>(kBatch));
+  for (int64_t row = 0; row < kBatch; ++row) {
+    const auto begin = predictions->probabilities.begin() + row * kClasses;
+    double sum = 0;
+    for (auto it = begin; it != begin + kClasses; ++it) {
+      EXPECT_GE(*it, 0.0f);
+      sum += *it;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << row;
+    EXPECT_EQ(predictions->labels[row],
+              std::max_element(begin, begin + kClasses) - begin)
+        << "row " << row;
+  }
+  EXPECT_EQ(CompareProbabilities(predictions->probabilities, expected), "");
+}
+
+TEST_F(LiveModelTest, UpdatesInOrderKeepTheModelBitIdenticalToTheTrainers) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  // No reference outlives an Apply, so each one may recycle the version
+  // before the current one.
+  for (uint64_t version = 2; version <= 10; ++version) {
+    const Update update = trainer_.Step();
+    ASSERT_EQ(update.version(), version);
+    ApplyAndExpectTrainerModel(update);
+    if (HasFatalFailure()) return;
+    ExpectPredictions(version, Softmax(trainer_.model(), inputs_, kBatch));
+  }
+}
+
+TEST_F(LiveModelTest, HeldVersionIsNeverMutatedByLaterUpdates) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  const std::vector<float> held_outputs =
+      Softmax(trainer_.model(), inputs_, kBatch);
+  const uint64_t held_checksum = trainer_.model().Checksum();
+
+  // Held across several Applies: the first recycles the older spare, the
+  // next ones find the held version in use and must clone instead.
+  std::shared_ptr<const LiveModel::Version> held = live_.Current();
+  ASSERT_NE(held, nullptr);
+  ASSERT_EQ(held->version, 3u);
+  std::vector<float> latest_outputs;
+  for (int i = 0; i < 3; ++i) {
+    ApplyAndExpectTrainerModel(trainer_.Step());
+    if (HasFatalFailure()) return;
+    latest_outputs = Softmax(trainer_.model(), inputs_, kBatch);
+    ExpectPredictions(trainer_.version(), latest_outputs);
+
+    EXPECT_EQ(held->version, 3u);
+    EXPECT_EQ(held->checksum, held_checksum);
+    EXPECT_EQ(held->model->Checksum(), held_checksum) << "after " << i + 1;
+    EXPECT_EQ(CompareProbabilities(Softmax(*held->model, inputs_, kBatch),
+                                   held_outputs),
+              "")
+        << "after " << i + 1;
+  }
+  EXPECT_NE(CompareProbabilities(latest_outputs, held_outputs), "");
+
+  // Released, it is recycled again and the chain stays bit-identical.
+  held.reset();
+  for (int i = 0; i < 4; ++i) {
+    ApplyAndExpectTrainerModel(trainer_.Step());
+    if (HasFatalFailure()) return;
+    ExpectPredictions(trainer_.version(),
+                      Softmax(trainer_.model(), inputs_, kBatch));
+  }
+}
+
+// One way to spoil the next update, and how the server must refuse it.
+struct Corruption {
+  const char* name;
+  void (*spoil)(Update*);
+  absl::StatusCode code;
+  const char* message;
+};
+
+void PrintTo(const Corruption& corruption, std::ostream* os) {
+  *os << corruption.name;
+}
+
+class LiveModelRejectionTest : public LiveModelTest,
+                               public ::testing::WithParamInterface<Corruption> {};
+
+TEST_P(LiveModelRejectionTest, LeavesTheCurrentVersionAndTheNextUpdateApplies) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  const std::vector<float> outputs = Softmax(trainer_.model(), inputs_, kBatch);
+  const std::shared_ptr<const LiveModel::Version> before = live_.Current();
+  ASSERT_NE(before, nullptr);
+  const uint64_t checksum = before->checksum;
+
+  const Update next = trainer_.Step();
+  Update spoiled = next;
+  GetParam().spoil(&spoiled);
+  ExpectStatus(live_.Apply(spoiled), GetParam().code, GetParam().message);
+
+  EXPECT_EQ(live_.Current(), before);
+  EXPECT_EQ(before->version, 3u);
+  EXPECT_EQ(before->checksum, checksum);
+  EXPECT_EQ(before->model->Checksum(), checksum);
+  ExpectPredictions(3, outputs);
+
+  ApplyAndExpectTrainerModel(next);
+  ExpectPredictions(4, Softmax(trainer_.model(), inputs_, kBatch));
+  ApplyAndExpectTrainerModel(trainer_.Step());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Corruptions, LiveModelRejectionTest,
+    ::testing::Values(
+        Corruption{"SkipsAVersion",
+                   [](Update* u) {
+                     u->set_version(u->version() + 1);
+                     u->set_base_version(u->base_version() + 1);
+                     SealUpdate(u);
+                   },
+                   absl::StatusCode::kFailedPrecondition,
+                   "applies on top of version 4, this server holds version 3"},
+        Corruption{"ReplaysTheCurrentVersion",
+                   [](Update* u) {
+                     u->set_version(u->version() - 1);
+                     u->set_base_version(u->base_version() - 1);
+                     SealUpdate(u);
+                   },
+                   absl::StatusCode::kFailedPrecondition,
+                   "applies on top of version 2, this server holds version 3"},
+        Corruption{"ComesFromAnotherRun",
+                   [](Update* u) {
+                     u->set_run(u->run() ^ 1);
+                     SealUpdate(u);
+                   },
+                   absl::StatusCode::kFailedPrecondition, "another trainer run"},
+        Corruption{"IsForAnotherModel",
+                   [](Update* u) {
+                     u->set_fingerprint(u->fingerprint() ^ 1);
+                     SealUpdate(u);
+                   },
+                   absl::StatusCode::kFailedPrecondition, "fingerprint"},
+        Corruption{"HasAFlippedValueByte",
+                   [](Update* u) {
+                     u->mutable_tensors(3)->mutable_values()->at(1) ^= 0x04;
+                   },
+                   absl::StatusCode::kDataLoss, "fails its checksum"},
+        Corruption{"HasAFlippedIndexByte",
+                   [](Update* u) {
+                     u->mutable_tensors(0)->mutable_indices()->at(0) ^= 0x01;
+                   },
+                   absl::StatusCode::kDataLoss, "fails its checksum"},
+        Corruption{"HasTheWrongModelChecksum",
+                   [](Update* u) {
+                     u->set_model_checksum(u->model_checksum() ^ 1);
+                   },
+                   absl::StatusCode::kDataLoss, "model checksum"},
+        Corruption{"HasAnUnknownEncoding",
+                   [](Update* u) {
+                     u->set_encoding(VALUE_ENCODING_UNSPECIFIED);
+                     SealUpdate(u);
+                   },
+                   absl::StatusCode::kInvalidArgument, "encoding"}),
+    [](const ::testing::TestParamInfo<Corruption>& info) {
+      return std::string(info.param.name);
+    });
+
+class LiveModelInputTest : public LiveModelTest {
+ protected:
+  void SetUp() override { ApplyAndExpectTrainerModel(trainer_.Snapshot()); }
+
+  absl::Status PredictStatus(const std::vector<int64_t>& shape,
+                             const std::vector<float>& values) {
+    return live_.Predict(shape, values).status();
+  }
+};
+
+TEST_F(LiveModelInputTest, RejectsAFlatShape) {
+  ExpectStatus(PredictStatus({1, kPixels}, RandomInputs(1, 1)),
+               absl::StatusCode::kInvalidArgument,
+               "expected inputs of shape [N, 1, 28, 28] with N >= 1, got [1, 784]");
+}
+
+TEST_F(LiveModelInputTest, RejectsAnEmptyBatch) {
+  ExpectStatus(PredictStatus(InputShape(0), {}),
+               absl::StatusCode::kInvalidArgument, "N >= 1, got [0, 1, 28, 28]");
+}
+
+TEST_F(LiveModelInputTest, RejectsAValueCountThatDoesNotMatchTheShape) {
+  std::vector<float> values = RandomInputs(2, 1);
+  values.pop_back();
+  ExpectStatus(PredictStatus(InputShape(2), values),
+               absl::StatusCode::kInvalidArgument,
+               "shape [2, 1, 28, 28] needs 1568 values, got 1567");
+}
+
+TEST_F(LiveModelInputTest, RejectsANaN) {
+  std::vector<float> values = RandomInputs(2, 1);
+  values[5] = std::numeric_limits<float>::quiet_NaN();
+  ExpectStatus(PredictStatus(InputShape(2), values),
+               absl::StatusCode::kInvalidArgument,
+               "value 5 (example 0) is not finite");
+}
+
+TEST_F(LiveModelInputTest, RejectsAnInfinity) {
+  std::vector<float> values = RandomInputs(2, 1);
+  values[kPixels + 3] = -std::numeric_limits<float>::infinity();
+  ExpectStatus(PredictStatus(InputShape(2), values),
+               absl::StatusCode::kInvalidArgument,
+               "value 787 (example 1) is not finite");
+}
+
+TEST(LiveModelOptionsTest, RejectsABatchOverMaxBatch) {
+  LiveModel::Options options;
+  options.max_batch = 4;
+  LiveModel live(options);
+  FakeTrainer trainer(kTrainerSeed);
+  ASSERT_TRUE(live.Apply(trainer.Snapshot()).ok());
+
+  EXPECT_TRUE(live.Predict(InputShape(4), RandomInputs(4, 1)).ok());
+  ExpectStatus(live.Predict(InputShape(5), RandomInputs(5, 1)).status(),
+               absl::StatusCode::kInvalidArgument,
+               "batch of 5 examples exceeds the limit of 4");
+}
+
+// What one predicting thread saw.
+struct Tally {
+  int64_t predictions = 0;
+  int64_t problems = 0;
+  std::string first_problem;
+  uint64_t last_version = 0;
+  std::set<uint64_t> versions;
+};
+
+constexpr int kPredictors = 2;
+
+TEST_F(LiveModelTest, ConcurrentPredictionsNeverSeeATornModel) {
+  constexpr int kUpdates = 200;
+  constexpr int64_t kExamples = 2;
+  const std::vector<float> inputs = RandomInputs(kExamples, /*seed=*/5);
+
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  // expected[v] and checksums[v]: the trainer's model at version v.
+  std::vector<std::vector<float>> expected(kUpdates + 2);
+  std::vector<uint64_t> checksums(kUpdates + 2);
+  expected[1] = Softmax(trainer_.model(), inputs, kExamples);
+  checksums[1] = trainer_.model().Checksum();
+  std::vector<Update> updates;
+  for (int i = 0; i < kUpdates; ++i) {
+    updates.push_back(trainer_.Step());
+    const uint64_t v = updates.back().version();
+    expected[v] = Softmax(trainer_.model(), inputs, kExamples);
+    checksums[v] = trainer_.model().Checksum();
+  }
+  const uint64_t last_version = kUpdates + 1;
+
+  absl::Mutex mu;   // protects started
+  int started = 0;  // predictors with at least one answer
+  std::atomic<bool> done{false};
+  std::vector<Tally> tallies(kPredictors);
+  auto predict_loop = [&](Tally* tally) {
+    auto problem = [tally](const std::string& what) {
+      if (tally->problems++ == 0) tally->first_problem = what;
+    };
+    for (;;) {
+      const bool finishing = done.load();
+      const absl::StatusOr<LiveModel::Predictions> p =
+          live_.Predict(InputShape(kExamples), inputs);
+      if (!p.ok()) {
+        problem(p.status().ToString());
+      } else if (p->version < 1 || p->version > last_version) {
+        problem(absl::StrCat("version ", p->version, " was never published"));
+      } else {
+        const std::string diff =
+            CompareProbabilities(p->probabilities, expected[p->version]);
+        if (!diff.empty()) problem(absl::StrCat("version ", p->version, ": ", diff));
+        if (p->version < tally->last_version) {
+          problem(absl::StrCat("version ", p->version, " after ",
+                               tally->last_version));
+        }
+        tally->last_version = p->version;
+        tally->versions.insert(p->version);
+      }
+      if (tally->predictions++ == 0) {
+        absl::MutexLock lock(&mu);
+        ++started;
+      }
+      if (finishing) return;
+    }
+  };
+  std::vector<std::thread> predictors;
+  for (Tally& tally : tallies) predictors.emplace_back(predict_loop, &tally);
+
+  // Start applying once every predictor is running.
+  mu.Lock();
+  const bool all_started = mu.AwaitWithTimeout(
+      absl::Condition(
+          +[](int* n) { return *n >= kPredictors; }, &started),
+      absl::Seconds(30));
+  mu.Unlock();
+  EXPECT_TRUE(all_started);
+  for (const Update& update : updates) {
+    if (!all_started) break;
+    const absl::Status status = live_.Apply(update);
+    EXPECT_TRUE(status.ok()) << "version " << update.version() << ": " << status;
+    if (!status.ok()) break;
+    EXPECT_EQ(live_.Current()->checksum, checksums[update.version()]);
+  }
+  done.store(true);
+  for (std::thread& t : predictors) t.join();
+
+  for (const Tally& tally : tallies) {
+    EXPECT_GT(tally.predictions, 0);
+    EXPECT_EQ(tally.problems, 0) << tally.first_problem;
+    // The last answer came after the last Apply.
+    EXPECT_EQ(tally.last_version, last_version);
+  }
+  std::set<uint64_t> seen;
+  for (const Tally& tally : tallies) {
+    seen.insert(tally.versions.begin(), tally.versions.end());
+  }
+  RecordProperty("distinct_versions_predicted", static_cast<int>(seen.size()));
+}
+
+}  // namespace
+}  // namespace contrail

@@ -1,0 +1,705 @@
+// End-to-end tests of contrail's daemons: the real trainer, server and
+// contrailctl binaries run as child processes on 127.0.0.1 (ports picked by
+// the daemons and read back from --port_file), on synthetic
+// Fashion-MNIST-shaped data, and the test talks to them over gRPC.
+//
+// Every wait is a poll with a deadline; TearDown() stops and reaps every
+// child, whatever happened, and on failure copies the daemons' logs into
+// the test log.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/idx_reader.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/contrail.grpc.pb.h"
+#include "tests/test_util/idx_writer.h"
+
+namespace contrail {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// How often a wait re-checks its condition.
+constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
+// From exec to the port file: loading LibTorch and reading the data.
+constexpr absl::Duration kStartDeadline = absl::Seconds(30);
+// From start to the end of a stream, and for a server to catch up.
+constexpr absl::Duration kRunDeadline = absl::Seconds(60);
+// Each RPC the test makes.
+constexpr absl::Duration kRpcDeadline = absl::Seconds(10);
+
+constexpr int64_t kTrainCount = 3000;
+constexpr int64_t kTestCount = 500;
+constexpr int64_t kStreamExamples = 1500;
+constexpr int64_t kExampleSize = 28 * 28;
+
+std::string TestTmpDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir != nullptr ? dir : "/tmp";
+}
+
+// Path of a binary this test depends on, e.g. "trainer/trainer".
+std::string Runfile(const std::string& path) {
+  const char* dir = std::getenv("TEST_SRCDIR");
+  return absl::StrCat(dir != nullptr ? dir : ".", "/contrail/", path);
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+std::vector<std::string> NonEmptyLines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipWhitespace());
+}
+
+// A child process running a binary with its stdout and stderr sent to
+// files. The destructor kills and reaps it. Not thread-safe.
+class ChildProcess {
+ public:
+  // Starts `binary` with `args` (without argv[0]); nullptr when fork fails.
+  static std::unique_ptr<ChildProcess> Start(const std::string& name,
+                                             const std::string& binary,
+                                             const std::vector<std::string>& args) {
+    const std::string log = absl::StrCat(TestTmpDir(), "/", name);
+    auto child = std::unique_ptr<ChildProcess>(
+        new ChildProcess(name, log + ".stdout", log + ".stderr"));
+    // Everything the child needs is prepared before fork(): after it, only
+    // async-signal-safe calls are allowed in a multi-threaded parent.
+    std::vector<std::string> argv_strings = {binary};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : argv_strings) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) return nullptr;
+    if (pid == 0) {
+      // Dies with the test, should the test itself be killed.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int out = open(child->stdout_path_.c_str(),
+                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      const int err = open(child->stderr_path_.c_str(),
+                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (out < 0 || err < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+          dup2(err, STDERR_FILENO) < 0) {
+        _exit(126);
+      }
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    child->pid_ = pid;
+    return child;
+  }
+
+  ~ChildProcess() { Kill(); }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // The wait status once the process has exited, waiting up to `timeout`;
+  // nullopt while it runs.
+  std::optional<int> WaitForExit(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!status_.has_value()) {
+      int status = 0;
+      const pid_t reaped = waitpid(pid_, &status, WNOHANG);
+      if (reaped == pid_) {
+        status_ = status;
+        break;
+      }
+      if (reaped < 0 && errno != EINTR) {
+        status_ = -1;  // not our child any more; nothing to reap
+        break;
+      }
+      if (absl::Now() >= deadline) break;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return status_;
+  }
+
+  // The exit code once the process has exited normally within `timeout`;
+  // nullopt when it still runs or died of a signal.
+  std::optional<int> WaitForExitCode(absl::Duration timeout) {
+    const std::optional<int> status = WaitForExit(timeout);
+    if (!status.has_value() || !WIFEXITED(*status)) return std::nullopt;
+    return WEXITSTATUS(*status);
+  }
+
+  bool Running() { return !WaitForExit(absl::ZeroDuration()).has_value(); }
+
+  void Signal(int signal) {
+    if (Running()) kill(pid_, signal);
+  }
+
+  // SIGTERM, then SIGKILL if it is still running after `grace`; reaps it.
+  void Stop(absl::Duration grace) {
+    Signal(SIGTERM);
+    if (!WaitForExit(grace).has_value()) Kill();
+  }
+
+  void Kill() {
+    Signal(SIGKILL);
+    WaitForExit(absl::InfiniteDuration());
+  }
+
+  const std::string& name() const { return name_; }
+  std::string Stdout() const { return ReadFileOrEmpty(stdout_path_); }
+  std::string Stderr() const { return ReadFileOrEmpty(stderr_path_); }
+
+ private:
+  ChildProcess(std::string name, std::string stdout_path, std::string stderr_path)
+      : name_(std::move(name)),
+        stdout_path_(std::move(stdout_path)),
+        stderr_path_(std::move(stderr_path)) {}
+
+  const std::string name_;
+  const std::string stdout_path_;
+  const std::string stderr_path_;
+  pid_t pid_ = -1;
+  std::optional<int> status_;  // set once reaped
+};
+
+// Stubs of one daemon's services.
+struct Client {
+  explicit Client(int port) {
+    grpc::ChannelArguments arguments;
+    arguments.SetMaxReceiveMessageSize(-1);
+    // A daemon restarted on the same port is found again at once.
+    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+    auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                             grpc::InsecureChannelCredentials(),
+                                             arguments);
+    status = StatusService::NewStub(channel);
+    prediction = PredictionService::NewStub(channel);
+  }
+
+  absl::StatusOr<StatusResponse> GetStatus() {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcDeadline));
+    StatusResponse response;
+    const grpc::Status rpc = status->GetStatus(&context, StatusRequest(), &response);
+    if (!rpc.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(rpc.error_code()),
+                          rpc.error_message());
+    }
+    return response;
+  }
+
+  grpc::Status Predict(const PredictRequest& request, PredictResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcDeadline));
+    return prediction->Predict(&context, request, response);
+  }
+
+  std::unique_ptr<StatusService::Stub> status;
+  std::unique_ptr<PredictionService::Stub> prediction;
+};
+
+// A request for examples [begin, begin + n) of `images`.
+PredictRequest MakeRequest(const LabelledImages& images, int64_t begin, int64_t n) {
+  PredictRequest request;
+  Tensor* inputs = request.mutable_inputs();
+  for (int64_t d : {n, int64_t{1}, images.rows, images.cols}) inputs->add_shape(d);
+  inputs->mutable_values()->Add(
+      images.pixels.begin() + begin * images.example_size(),
+      images.pixels.begin() + (begin + n) * images.example_size());
+  return request;
+}
+
+PredictRequest RequestOfShape(const std::vector<int64_t>& shape, int64_t values) {
+  PredictRequest request;
+  for (int64_t d : shape) request.mutable_inputs()->add_shape(d);
+  for (int64_t i = 0; i < values; ++i) request.mutable_inputs()->add_values(0.5f);
+  return request;
+}
+
+using Flags = std::map<std::string, std::string>;
+
+// A started daemon and the port it listens on.
+struct Daemon {
+  ChildProcess* process = nullptr;
+  int port = 0;
+  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
+};
+
+class IntegrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    data_dir_ = new std::string(TestTmpDir() + "/fashion-mnist");
+    const absl::Status written = test::WriteSyntheticFashionMnist(
+        *data_dir_, kTrainCount, kTestCount, /*seed=*/11);
+    ASSERT_TRUE(written.ok()) << written;
+    absl::StatusOr<LabelledImages> test_set =
+        ReadFashionMnist(*data_dir_, /*train=*/false);
+    ASSERT_TRUE(test_set.ok()) << test_set.status();
+    test_set_ = new LabelledImages(*std::move(test_set));
+  }
+
+  static void TearDownTestSuite() {
+    delete test_set_;
+    test_set_ = nullptr;
+    delete data_dir_;
+    data_dir_ = nullptr;
+  }
+
+  void SetUp() override { ASSERT_NE(test_set_, nullptr); }
+
+  void TearDown() override {
+    for (const std::unique_ptr<ChildProcess>& child : children_) {
+      child->Stop(absl::Seconds(5));
+    }
+    if (HasFailure()) {
+      for (const std::unique_ptr<ChildProcess>& child : children_) {
+        std::fprintf(stderr, "---- %s stdout ----\n%s---- %s stderr ----\n%s",
+                     child->name().c_str(), child->Stdout().c_str(),
+                     child->name().c_str(), child->Stderr().c_str());
+      }
+    }
+    children_.clear();
+  }
+
+  // 1000 examples of initial training, then a stream of 1500 as fast as the
+  // trainer goes, top-k at 1 %.
+  static Flags TrainerFlags() {
+    return {
+        {"listen", "127.0.0.1:0"},
+        {"data_dir", *data_dir_},
+        {"model", "lenet5"},
+        {"initial_examples", "1000"},
+        {"initial_epochs", "1"},
+        {"stream_examples", absl::StrCat(kStreamExamples)},
+        {"trigger_size", "8"},
+        {"batch_size", "64"},
+        {"sparsity", "topk"},
+        {"ratio", "0.01"},
+        {"lr", "0.003"},
+        {"replay_rate", "0"},
+        {"threads", "1"},
+    };
+  }
+
+  static Flags ServerFlags(const std::string& trainer_address) {
+    return {
+        {"listen", "127.0.0.1:0"},
+        {"trainer", trainer_address},
+        {"threads", "1"},
+    };
+  }
+
+  // Starts `binary` (a runfile path) with `flags`; its logs are named after
+  // `name` and a counter.
+  ChildProcess* StartProcess(const std::string& name, const std::string& binary,
+                             const Flags& flags,
+                             const std::vector<std::string>& positional = {}) {
+    std::vector<std::string> args = positional;
+    for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
+    std::unique_ptr<ChildProcess> child = ChildProcess::Start(
+        absl::StrCat(name, "-", ++started_), Runfile(binary), args);
+    if (child == nullptr) return nullptr;
+    children_.push_back(std::move(child));
+    return children_.back().get();
+  }
+
+  // Starts a daemon with --port_file and waits until it listens.
+  absl::StatusOr<Daemon> StartDaemon(const std::string& name,
+                                     const std::string& binary, Flags flags) {
+    const std::string port_file =
+        absl::StrCat(TestTmpDir(), "/", name, "-", started_ + 1, ".port");
+    std::remove(port_file.c_str());
+    flags["port_file"] = port_file;
+    Daemon daemon;
+    daemon.process = StartProcess(name, binary, flags);
+    if (daemon.process == nullptr) return absl::InternalError("fork failed");
+    const absl::Time deadline = absl::Now() + kStartDeadline;
+    while (true) {
+      const std::string contents = ReadFileOrEmpty(port_file);
+      if (absl::SimpleAtoi(absl::StripSuffix(contents, "\n"), &daemon.port) &&
+          daemon.port > 0) {
+        return daemon;
+      }
+      if (std::optional<int> status = daemon.process->WaitForExit(absl::ZeroDuration())) {
+        return absl::InternalError(absl::StrCat(
+            name, " exited with wait status ", *status, " before listening: ",
+            daemon.process->Stderr()));
+      }
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat(name, " wrote no port file in ", absl::FormatDuration(kStartDeadline)));
+      }
+      absl::SleepFor(kPollInterval);
+    }
+  }
+
+  absl::StatusOr<Daemon> StartTrainer(const Flags& flags) {
+    return StartDaemon("trainer", "trainer/trainer", flags);
+  }
+
+  absl::StatusOr<Daemon> StartServer(const Flags& flags) {
+    return StartDaemon("server", "server/server", flags);
+  }
+
+  // Polls `client` until `done` holds for its status; the last status, or
+  // an error on RPC failure or deadline.
+  template <typename Predicate>
+  static absl::StatusOr<StatusResponse> WaitForStatus(Client& client,
+                                                      const std::string& what,
+                                                      Predicate done) {
+    const absl::Time deadline = absl::Now() + kRunDeadline;
+    while (true) {
+      absl::StatusOr<StatusResponse> status = client.GetStatus();
+      if (!status.ok()) return status.status();
+      if (done(*status)) return status;
+      if (status->phase() == "failed") {
+        return absl::InternalError(absl::StrCat("failed while waiting for ", what));
+      }
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "no ", what, " in ", absl::FormatDuration(kRunDeadline),
+            "; last status: ", status->ShortDebugString()));
+      }
+      absl::SleepFor(kPollInterval);
+    }
+  }
+
+  static absl::StatusOr<StatusResponse> WaitUntilTrainerDone(Client& trainer) {
+    return WaitForStatus(trainer, "end of the stream",
+                         [](const StatusResponse& s) { return s.phase() == "done"; });
+  }
+
+  // Waits until the server holds the trainer's model, bit for bit; the
+  // trainer must be done.
+  static absl::StatusOr<StatusResponse> WaitUntilServerHolds(
+      Client& server, const StatusResponse& trainer) {
+    return WaitForStatus(server, "server holding the trainer's model",
+                         [&trainer](const StatusResponse& s) {
+                           return s.version() == trainer.version() &&
+                                  s.checksum() == trainer.checksum();
+                         });
+  }
+
+  // Fraction of the test set the server labels right.
+  static double TestAccuracy(Client& server) {
+    int64_t correct = 0;
+    constexpr int64_t kBatch = 100;
+    for (int64_t begin = 0; begin < test_set_->count; begin += kBatch) {
+      PredictResponse response;
+      const grpc::Status rpc = server.Predict(MakeRequest(*test_set_, begin, kBatch), &response);
+      EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+      if (!rpc.ok()) return 0;
+      for (int64_t i = 0; i < response.predictions_size(); ++i) {
+        correct += response.predictions(i).label() == test_set_->labels[begin + i];
+      }
+    }
+    return static_cast<double>(correct) / test_set_->count;
+  }
+
+  static std::string* data_dir_;
+  static LabelledImages* test_set_;
+
+  std::vector<std::unique_ptr<ChildProcess>> children_;
+  int started_ = 0;
+};
+
+std::string* IntegrationTest::data_dir_ = nullptr;
+LabelledImages* IntegrationTest::test_set_ = nullptr;
+
+TEST_F(IntegrationTest, ServerFollowsStreamingTrainerToTheIdenticalModel) {
+  Flags trainer_flags = TrainerFlags();
+  trainer_flags["replay_rate"] = "500";  // 1500 examples: about 3 s of stream
+  absl::StatusOr<Daemon> trainer = StartTrainer(trainer_flags);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<Daemon> server = StartServer(ServerFlags(trainer->address()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  Client trainer_client(trainer->port);
+  Client server_client(server->port);
+
+  // Predict while the trainer streams: once the server has a model, every
+  // call succeeds, and the versions it answers with never go down.
+  uint64_t last_version = 0;
+  std::set<uint64_t> versions;
+  int64_t begin = 0;
+  const absl::Time deadline = absl::Now() + kRunDeadline;
+  absl::StatusOr<StatusResponse> trainer_status;
+  while (true) {
+    ASSERT_LT(absl::Now(), deadline) << "the stream did not end in time";
+    const PredictRequest request = MakeRequest(*test_set_, begin, 16);
+    begin = (begin + 16) % (test_set_->count - 16);
+    PredictResponse response;
+    const grpc::Status rpc = server_client.Predict(request, &response);
+    trainer_status = trainer_client.GetStatus();
+    ASSERT_TRUE(trainer_status.ok()) << trainer_status.status();
+    if (versions.empty() && rpc.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      EXPECT_THAT(rpc.error_message(), HasSubstr("no model"));
+    } else {
+      ASSERT_TRUE(rpc.ok()) << rpc.error_code() << ": " << rpc.error_message();
+      ASSERT_EQ(response.predictions_size(), 16);
+      EXPECT_EQ(response.predictions(0).scores_size(), 10);
+      EXPECT_GE(response.version(), 1u);
+      EXPECT_GE(response.version(), last_version) << "the served version went back";
+      // The server never runs ahead of what the trainer has published.
+      EXPECT_LE(response.version(), trainer_status->version());
+      last_version = response.version();
+      versions.insert(response.version());
+    }
+    ASSERT_NE(trainer_status->phase(), "failed");
+    if (trainer_status->phase() == "done") break;
+    absl::SleepFor(kPollInterval);
+  }
+  // The server answered from several versions while the stream ran.
+  EXPECT_GT(versions.size(), 1u);
+
+  EXPECT_EQ(trainer_status->examples_seen(), static_cast<uint64_t>(kStreamExamples));
+  EXPECT_EQ(trainer_status->updates_published(), trainer_status->version());
+  // With sparse steps, every change the trainer made has been published.
+  EXPECT_EQ(trainer_status->checksum(), trainer_status->trainer_checksum());
+  EXPECT_GT(trainer_status->prequential_accuracy(), 0.3);
+
+  absl::StatusOr<StatusResponse> server_status =
+      WaitUntilServerHolds(server_client, *trainer_status);
+  ASSERT_TRUE(server_status.ok()) << server_status.status();
+  EXPECT_EQ(server_status->role(), "server");
+  EXPECT_EQ(server_status->phase(), "serving");
+  EXPECT_EQ(server_status->version(), trainer_status->version());
+  EXPECT_EQ(server_status->checksum(), trainer_status->checksum());
+  EXPECT_EQ(server_status->checksum(), trainer_status->trainer_checksum());
+  EXPECT_EQ(server_status->spec().fingerprint(), trainer_status->spec().fingerprint());
+  EXPECT_EQ(server_status->resyncs(), 0u);
+  EXPECT_GT(server_status->predictions(), 0u);
+
+  EXPECT_GT(TestAccuracy(server_client), 0.3);
+
+  // Both daemons shut down cleanly on SIGTERM.
+  server->process->Signal(SIGTERM);
+  trainer->process->Signal(SIGTERM);
+  EXPECT_EQ(server->process->WaitForExitCode(absl::Seconds(10)), 0);
+  EXPECT_EQ(trainer->process->WaitForExitCode(absl::Seconds(10)), 0);
+}
+
+TEST_F(IntegrationTest, BadPredictInputsAreInvalidArgumentsAndServingGoesOn) {
+  absl::StatusOr<Daemon> trainer = StartTrainer(TrainerFlags());
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  Flags server_flags = ServerFlags(trainer->address());
+  server_flags["max_batch"] = "8";
+  absl::StatusOr<Daemon> server = StartServer(server_flags);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Client server_client(server->port);
+  ASSERT_TRUE(WaitForStatus(server_client, "model on the server",
+                            [](const StatusResponse& s) { return s.version() > 0; })
+                  .ok());
+
+  PredictRequest nan = RequestOfShape({2, 1, 28, 28}, 2 * kExampleSize);
+  nan.mutable_inputs()->set_values(kExampleSize + 3, std::nanf(""));
+  PredictRequest infinity = RequestOfShape({1, 1, 28, 28}, kExampleSize);
+  infinity.mutable_inputs()->set_values(0, std::numeric_limits<float>::infinity());
+  const std::vector<std::pair<std::string, PredictRequest>> bad = {
+      {"no inputs", PredictRequest()},
+      {"no batch dimension", RequestOfShape({1, 28, 28}, kExampleSize)},
+      {"three channels", RequestOfShape({1, 3, 28, 28}, 3 * kExampleSize)},
+      {"27 columns", RequestOfShape({1, 1, 28, 27}, 28 * 27)},
+      {"empty batch", RequestOfShape({0, 1, 28, 28}, 0)},
+      {"negative batch", RequestOfShape({-1, 1, 28, 28}, 0)},
+      {"too few values", RequestOfShape({2, 1, 28, 28}, 2 * kExampleSize - 1)},
+      {"too many values", RequestOfShape({1, 1, 28, 28}, kExampleSize + 1)},
+      {"NaN", nan},
+      {"infinity", infinity},
+      {"batch over --max_batch", RequestOfShape({9, 1, 28, 28}, 9 * kExampleSize)},
+  };
+  for (const auto& [what, request] : bad) {
+    PredictResponse response;
+    const grpc::Status rpc = server_client.Predict(request, &response);
+    EXPECT_EQ(rpc.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+    EXPECT_FALSE(rpc.error_message().empty()) << what;
+  }
+  {
+    PredictResponse response;
+    const grpc::Status rpc = server_client.Predict(bad.back().second, &response);
+    EXPECT_THAT(rpc.error_message(), HasSubstr("8"));
+  }
+  {
+    PredictResponse response;
+    const grpc::Status rpc = server_client.Predict(nan, &response);
+    EXPECT_THAT(rpc.error_message(), HasSubstr("not finite"));
+  }
+
+  // The server is still up and answers a good request, the largest allowed.
+  PredictResponse response;
+  const grpc::Status rpc = server_client.Predict(MakeRequest(*test_set_, 0, 8), &response);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_EQ(response.predictions_size(), 8);
+  EXPECT_TRUE(server->process->Running());
+}
+
+TEST_F(IntegrationTest, LateServerCatchesUpToTheIdenticalModel) {
+  absl::StatusOr<Daemon> trainer = StartTrainer(TrainerFlags());
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  Client trainer_client(trainer->port);
+  absl::StatusOr<StatusResponse> trainer_status = WaitUntilTrainerDone(trainer_client);
+  ASSERT_TRUE(trainer_status.ok()) << trainer_status.status();
+  ASSERT_GT(trainer_status->version(), 1u);
+
+  absl::StatusOr<Daemon> server = StartServer(ServerFlags(trainer->address()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  Client server_client(server->port);
+  absl::StatusOr<StatusResponse> server_status =
+      WaitUntilServerHolds(server_client, *trainer_status);
+  ASSERT_TRUE(server_status.ok()) << server_status.status();
+  EXPECT_EQ(server_status->checksum(), trainer_status->trainer_checksum());
+  // One snapshot of the latest version, not the history.
+  EXPECT_EQ(server_status->updates_applied(), 1u);
+}
+
+TEST_F(IntegrationTest, ServerOutlivesItsTrainerAndFollowsTheRestartedOne) {
+  absl::StatusOr<Daemon> trainer = StartTrainer(TrainerFlags());
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<Daemon> server = StartServer(ServerFlags(trainer->address()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  Client server_client(server->port);
+  absl::StatusOr<StatusResponse> first;
+  {
+    Client trainer_client(trainer->port);
+    first = WaitUntilTrainerDone(trainer_client);
+    ASSERT_TRUE(first.ok()) << first.status();
+    ASSERT_TRUE(WaitUntilServerHolds(server_client, *first).ok());
+  }
+
+  trainer->process->Kill();
+  absl::StatusOr<StatusResponse> orphaned = WaitForStatus(
+      server_client, "server noticing its trainer is gone",
+      [](const StatusResponse& s) { return s.phase() == "serving_disconnected"; });
+  ASSERT_TRUE(orphaned.ok()) << orphaned.status();
+  EXPECT_EQ(orphaned->version(), first->version());
+  EXPECT_EQ(orphaned->checksum(), first->checksum());
+  PredictResponse response;
+  const grpc::Status rpc = server_client.Predict(MakeRequest(*test_set_, 0, 4), &response);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_EQ(response.version(), first->version());
+
+  // A new run on the same port, with other weights.
+  Flags flags = TrainerFlags();
+  flags["listen"] = trainer->address();
+  flags["seed"] = "2";
+  absl::StatusOr<Daemon> restarted = StartTrainer(flags);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_EQ(restarted->port, trainer->port);
+  Client restarted_client(restarted->port);
+  absl::StatusOr<StatusResponse> second = WaitUntilTrainerDone(restarted_client);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(second->checksum(), first->checksum());
+  absl::StatusOr<StatusResponse> server_status =
+      WaitUntilServerHolds(server_client, *second);
+  ASSERT_TRUE(server_status.ok()) << server_status.status();
+  EXPECT_EQ(server_status->checksum(), second->trainer_checksum());
+  EXPECT_EQ(server_status->phase(), "serving");
+}
+
+TEST_F(IntegrationTest, DaemonsGivenAPortInUseExitWithOneLine) {
+  // A server whose trainer never answers still listens.
+  absl::StatusOr<Daemon> holder = StartServer(ServerFlags("127.0.0.1:1"));
+  ASSERT_TRUE(holder.ok()) << holder.status();
+
+  Flags server_flags = ServerFlags("127.0.0.1:1");
+  server_flags["listen"] = holder->address();
+  Flags trainer_flags = TrainerFlags();
+  trainer_flags["listen"] = holder->address();
+  for (ChildProcess* child :
+       {StartProcess("server-clash", "server/server", server_flags),
+        StartProcess("trainer-clash", "trainer/trainer", trainer_flags)}) {
+    ASSERT_NE(child, nullptr);
+    SCOPED_TRACE(child->name());
+    const std::optional<int> code = child->WaitForExitCode(kStartDeadline);
+    ASSERT_TRUE(code.has_value()) << "still running, or killed by a signal";
+    EXPECT_NE(*code, 0);
+    const std::vector<std::string> lines = NonEmptyLines(child->Stderr());
+    ASSERT_EQ(lines.size(), 1u) << child->Stderr();
+    EXPECT_THAT(lines[0], HasSubstr(holder->address()));
+  }
+  EXPECT_TRUE(holder->process->Running());
+}
+
+TEST_F(IntegrationTest, TrainerWithAMissingDataDirExitsWithAClearLine) {
+  Flags flags = TrainerFlags();
+  const std::string missing = TestTmpDir() + "/no-such-folder";
+  flags["data_dir"] = missing;
+  ChildProcess* trainer = StartProcess("trainer-no-data", "trainer/trainer", flags);
+  ASSERT_NE(trainer, nullptr);
+  const std::optional<int> code = trainer->WaitForExitCode(kStartDeadline);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
+  const std::vector<std::string> lines = NonEmptyLines(trainer->Stderr());
+  ASSERT_EQ(lines.size(), 1u) << trainer->Stderr();
+  EXPECT_THAT(lines[0], StartsWith("trainer: "));
+  EXPECT_THAT(lines[0], HasSubstr(missing));
+}
+
+TEST_F(IntegrationTest, TrainerWithAnUnknownSparsityExits) {
+  Flags flags = TrainerFlags();
+  flags["sparsity"] = "sparsest";
+  ChildProcess* trainer = StartProcess("trainer-bad-sparsity", "trainer/trainer", flags);
+  ASSERT_NE(trainer, nullptr);
+  const std::optional<int> code = trainer->WaitForExitCode(kStartDeadline);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
+  const std::vector<std::string> lines = NonEmptyLines(trainer->Stderr());
+  ASSERT_EQ(lines.size(), 1u) << trainer->Stderr();
+  EXPECT_THAT(lines[0], HasSubstr("--sparsity"));
+  EXPECT_THAT(lines[0], HasSubstr("sparsest"));
+}
+
+TEST_F(IntegrationTest, ContrailctlCompareSaysIdenticalForAServerThatCaughtUp) {
+  absl::StatusOr<Daemon> trainer = StartTrainer(TrainerFlags());
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<Daemon> server = StartServer(ServerFlags(trainer->address()));
+  ASSERT_TRUE(server.ok()) << server.status();
+
+  ChildProcess* compare = StartProcess(
+      "contrailctl", "server/contrailctl",
+      {{"trainer", trainer->address()},
+       {"server", server->address()},
+       {"wait_s", absl::StrCat(absl::ToInt64Seconds(kRunDeadline))}},
+      {"compare"});
+  ASSERT_NE(compare, nullptr);
+  const std::optional<int> code =
+      compare->WaitForExitCode(kRunDeadline + absl::Seconds(30));
+  ASSERT_TRUE(code.has_value()) << "contrailctl compare did not finish";
+  EXPECT_EQ(*code, 0) << compare->Stdout() << compare->Stderr();
+  EXPECT_THAT(compare->Stdout(), HasSubstr("identical"));
+  EXPECT_THAT(compare->Stdout(), Not(HasSubstr("DIFFERENT")));
+}
+
+}  // namespace
+}  // namespace contrail
