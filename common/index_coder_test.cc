@@ -322,7 +322,9 @@ TEST_F(IndexCoderTest, RandomGarbageNeverCrashes) {
     ASSERT_EQ(decoded.size(), n);
     for (size_t i = 0; i < decoded.size(); ++i) {
       ASSERT_LT(decoded[i], limit);
-      if (i > 0) ASSERT_LT(decoded[i - 1], decoded[i]);
+      if (i > 0) {
+        ASSERT_LT(decoded[i - 1], decoded[i]);
+      }
     }
     // A code that decodes re-encodes to the same bytes.
     std::string again;

@@ -9,48 +9,6 @@
 namespace contrail {
 namespace {
 
-constexpr int64_t kClasses = 10;
-const std::vector<int64_t> kInputShape = {1, 28, 28};
-
-struct LeNet5Impl : torch::nn::Module {
-  LeNet5Impl()
-      : conv1(register_module(
-            "conv1", torch::nn::Conv2d(
-                         torch::nn::Conv2dOptions(1, 6, 5).padding(2)))),
-        conv2(register_module("conv2", torch::nn::Conv2d(6, 16, 5))),
-        fc1(register_module("fc1", torch::nn::Linear(16 * 5 * 5, 120))),
-        fc2(register_module("fc2", torch::nn::Linear(120, 84))),
-        fc3(register_module("fc3", torch::nn::Linear(84, kClasses))) {}
-
-  torch::Tensor forward(torch::Tensor x) {
-    x = torch::max_pool2d(torch::relu(conv1->forward(x)), 2);
-    x = torch::max_pool2d(torch::relu(conv2->forward(x)), 2);
-    x = x.flatten(1);
-    x = torch::relu(fc1->forward(x));
-    x = torch::relu(fc2->forward(x));
-    return fc3->forward(x);
-  }
-
-  torch::nn::Conv2d conv1, conv2;
-  torch::nn::Linear fc1, fc2, fc3;
-};
-
-struct MlpImpl : torch::nn::Module {
-  MlpImpl()
-      : fc1(register_module("fc1", torch::nn::Linear(28 * 28, 256))),
-        fc2(register_module("fc2", torch::nn::Linear(256, 128))),
-        fc3(register_module("fc3", torch::nn::Linear(128, kClasses))) {}
-
-  torch::Tensor forward(torch::Tensor x) {
-    x = x.flatten(1);
-    x = torch::relu(fc1->forward(x));
-    x = torch::relu(fc2->forward(x));
-    return fc3->forward(x);
-  }
-
-  torch::nn::Linear fc1, fc2, fc3;
-};
-
 std::string DtypeName(const torch::Tensor& t) {
   return t.scalar_type() == torch::kFloat ? "float32"
                                           : std::string(c10::toString(t.scalar_type()));
@@ -58,30 +16,23 @@ std::string DtypeName(const torch::Tensor& t) {
 
 }  // namespace
 
-std::vector<std::string> Model::Architectures() { return {"lenet5", "mlp"}; }
+std::vector<std::string> Model::Architectures() { return ArchitectureNames(); }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(
     const std::string& architecture, uint64_t seed) {
   torch::manual_seed(seed);
-  std::shared_ptr<torch::nn::Module> module;
-  std::function<torch::Tensor(const torch::Tensor&)> forward;
-  if (architecture == "lenet5") {
-    auto m = std::make_shared<LeNet5Impl>();
-    forward = [m](const torch::Tensor& x) { return m->forward(x); };
-    module = m;
-  } else if (architecture == "mlp") {
-    auto m = std::make_shared<MlpImpl>();
-    forward = [m](const torch::Tensor& x) { return m->forward(x); };
-    module = m;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown model architecture \"", architecture,
-                     "\"; expected one of ", absl::StrJoin(Architectures(), ", ")));
+  absl::StatusOr<Network> network;
+  try {
+    network = BuildNetwork(architecture);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("building ", architecture,
+                                            " failed: ", e.what_without_backtrace()));
   }
+  if (!network.ok()) return network.status();
   ModelSpec spec;
   spec.set_architecture(architecture);
-  for (int64_t d : kInputShape) spec.add_input_shape(d);
-  spec.set_num_classes(kClasses);
+  for (int64_t d : {1, 28, 28}) spec.add_input_shape(d);
+  spec.set_num_classes(10);
   std::vector<torch::Tensor> tensors;
   auto add = [&](const std::string& name, const torch::Tensor& t, bool buffer) {
     TensorSpec* ts = spec.add_tensors();
@@ -91,33 +42,26 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(
     ts->set_is_buffer(buffer);
     tensors.push_back(t);
   };
-  for (const auto& p : module->named_parameters(/*recurse=*/true)) {
-    add(p.key(), p.value(), /*buffer=*/false);
-  }
+  for (const auto& [name, t] : network->parameters) add(name, t, /*buffer=*/false);
   const int num_parameters = static_cast<int>(tensors.size());
-  for (const auto& b : module->named_buffers(/*recurse=*/true)) {
-    add(b.key(), b.value(), /*buffer=*/true);
-  }
+  for (const auto& [name, t] : network->buffers) add(name, t, /*buffer=*/true);
   for (const torch::Tensor& t : tensors) {
-    if (t.scalar_type() != torch::kFloat || !t.is_contiguous()) {
+    if (t.scalar_type() != torch::kFloat || !t.is_contiguous() || !t.device().is_cpu()) {
       return absl::InternalError(absl::StrCat(
-          "model ", architecture, " has a tensor that is not contiguous float32"));
+          "model ", architecture, " has a tensor that is not contiguous float32 on the CPU"));
     }
   }
   spec.set_fingerprint(ComputeFingerprint(spec));
-  return std::unique_ptr<Model>(new Model(std::move(module), std::move(spec),
-                                          std::move(tensors), num_parameters,
-                                          std::move(forward)));
+  return std::unique_ptr<Model>(new Model(*std::move(network), std::move(spec),
+                                          std::move(tensors), num_parameters));
 }
 
-Model::Model(std::shared_ptr<torch::nn::Module> module, ModelSpec spec,
-             std::vector<torch::Tensor> tensors, int num_parameter_tensors,
-             std::function<torch::Tensor(const torch::Tensor&)> forward)
-    : module_(std::move(module)),
+Model::Model(Network network, ModelSpec spec, std::vector<torch::Tensor> tensors,
+             int num_parameter_tensors)
+    : network_(std::move(network)),
       spec_(std::move(spec)),
       tensors_(std::move(tensors)),
-      num_parameter_tensors_(num_parameter_tensors),
-      forward_(std::move(forward)) {}
+      num_parameter_tensors_(num_parameter_tensors) {}
 
 TensorViews Model::Views() {
   TensorViews views;
@@ -154,7 +98,7 @@ TensorViews Model::GradientViews() {
 uint64_t Model::Checksum() const { return ChecksumTensors(Views()); }
 
 torch::Tensor Model::Forward(const torch::Tensor& inputs) {
-  return forward_(inputs);
+  return network_.forward(inputs);
 }
 
 absl::Status Model::CheckInputShape(absl::Span<const int64_t> shape) const {
@@ -168,7 +112,7 @@ absl::Status Model::CheckInputShape(absl::Span<const int64_t> shape) const {
       "] with N >= 1, got [", absl::StrJoin(shape, ", "), "]"));
 }
 
-void Model::SetTraining(bool training) { module_->train(training); }
+void Model::SetTraining(bool training) { network_.set_training(training); }
 
 void Model::ZeroGradients() {
   for (int i = 0; i < num_parameter_tensors_; ++i) {

@@ -4,11 +4,7 @@
 // registration order, then buffers), described by a ModelSpec whose
 // fingerprint names the architecture, tensor names, shapes and dtypes.
 //
-// Architectures (input [N, 1, 28, 28], 10 classes):
-//  - "lenet5": LeNet-5 as in Prapas et al. (2021): conv 1->6 5x5 pad 2, ReLU,
-//    max-pool 2; conv 6->16 5x5, ReLU, max-pool 2; fc 400->120, ReLU;
-//    fc 120->84, ReLU; fc 84->10. 61,706 parameters.
-//  - "mlp": 784->256->128->10 with ReLU. 235,146 parameters.
+// Architectures: see common/architectures.h.
 //
 // Lifecycle: Create() builds a freshly initialised model on the CPU. The
 // views stay valid for the Model's lifetime: training updates the tensors in
@@ -25,6 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/architectures.h"
 #include "common/tensor_views.h"
 #include "proto/contrail.pb.h"
 
@@ -74,16 +71,14 @@ class Model {
   absl::Status CopyFrom(const Model& other);
 
  private:
-  Model(std::shared_ptr<torch::nn::Module> module, ModelSpec spec,
-        std::vector<torch::Tensor> tensors, int num_parameter_tensors,
-        std::function<torch::Tensor(const torch::Tensor&)> forward);
+  Model(Network network, ModelSpec spec, std::vector<torch::Tensor> tensors,
+        int num_parameter_tensors);
 
-  std::shared_ptr<torch::nn::Module> module_;
+  Network network_;
   ModelSpec spec_;
-  // Parameters then buffers; they share storage with module_.
+  // Parameters then buffers; they share storage with network_.
   std::vector<torch::Tensor> tensors_;
   int num_parameter_tensors_;
-  std::function<torch::Tensor(const torch::Tensor&)> forward_;
 };
 
 }  // namespace contrail

@@ -72,6 +72,27 @@ TEST_F(ModelTest, MlpHas235146ParametersInSixTensors) {
   EXPECT_EQ(CountEntries(AsConst(model->Views())), 235146);
 }
 
+TEST_F(ModelTest, TorchvisionModelsHaveTheirParameterCountsAndFloatBuffers) {
+  // torchvision's counts with one input channel and 10 classes.
+  for (const auto& [architecture, parameters] :
+       std::vector<std::pair<std::string, int64_t>>{{"resnet18", 11175370},
+                                                    {"mobilenet_v2", 2236106}}) {
+    std::unique_ptr<Model> model = MustCreate(architecture, 1);
+    ASSERT_NE(model, nullptr);
+    int64_t in_parameters = 0, in_buffers = 0;
+    for (const TensorSpec& t : model->spec().tensors()) {
+      (t.is_buffer() ? in_buffers : in_parameters) += TensorSize(t);
+      EXPECT_EQ(t.dtype(), "float32") << t.name();
+      EXPECT_EQ(t.name().find("num_batches_tracked"), std::string::npos);
+    }
+    EXPECT_EQ(in_parameters, parameters) << architecture;
+    EXPECT_GT(in_buffers, 0) << architecture << " has batch-norm statistics";
+    EXPECT_NE(model->spec().tensors(model->num_parameter_tensors()).name().find(
+                  "running_mean"),
+              std::string::npos);
+  }
+}
+
 TEST_F(ModelTest, ForwardGivesOneRowOfLogitsPerExample) {
   for (const std::string& architecture : Model::Architectures()) {
     std::unique_ptr<Model> model = MustCreate(architecture, 3);

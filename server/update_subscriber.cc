@@ -11,6 +11,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   grpc::ChannelArguments arguments;
   // Snapshots of large models exceed gRPC's 4 MiB default.
   arguments.SetMaxReceiveMessageSize(-1);
+  // gRPC's own reconnect backoff grows to 120 s by default; keep it within
+  // the subscriber's so that a restarted trainer is found quickly.
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
                                    arguments);
 }

@@ -501,7 +501,13 @@ TEST_F(IntegrationTest, ServerFollowsStreamingTrainerToTheIdenticalModel) {
   EXPECT_EQ(server_status->resyncs(), 0u);
   EXPECT_GT(server_status->predictions(), 0u);
 
-  EXPECT_GT(TestAccuracy(server_client), 0.3);
+  const double test_accuracy = TestAccuracy(server_client);
+  EXPECT_GT(test_accuracy, 0.3);
+  RecordProperty("versions_answered", static_cast<int>(versions.size()));
+  RecordProperty("final_version", static_cast<int>(trainer_status->version()));
+  RecordProperty("prequential_accuracy",
+                 absl::StrCat(trainer_status->prequential_accuracy()));
+  RecordProperty("test_accuracy", absl::StrCat(test_accuracy));
 
   // Both daemons shut down cleanly on SIGTERM.
   server->process->Signal(SIGTERM);
