@@ -76,16 +76,20 @@ void SparseSelector::Select(size_t tensor, absl::Span<float> gradient,
     std::iota(indices->begin(), indices->end(), 0u);
     return;
   }
+  // No dense temporaries: the residual becomes gradient + residual in
+  // place, the selection reads it, and only the selected entries move.
   std::vector<float>& residual = residuals_[tensor];
-  for (int64_t i = 0; i < n; ++i) gradient[i] += residual[i];
+  for (int64_t i = 0; i < n; ++i) residual[i] += gradient[i];
   const int64_t k = KeepCount(n, options_.ratio);
   if (options_.sparsity == Sparsity::kTopK) {
-    SelectTopK(gradient, k, indices);
+    SelectTopK(residual, k, indices);
   } else {
     SelectRandomK(n, k, &rng_, indices);
   }
-  std::copy(gradient.begin(), gradient.end(), residual.begin());
-  for (uint32_t i : *indices) residual[i] = 0.0f;
+  for (uint32_t i : *indices) {
+    gradient[i] = residual[i];
+    residual[i] = 0.0f;
+  }
 }
 
 }  // namespace contrail

@@ -51,11 +51,12 @@ class SparseSelector {
   // `tensor_sizes`: the number of entries of each tensor, in model order.
   SparseSelector(const Options& options, std::vector<int64_t> tensor_sizes);
 
-  // Adds tensor `tensor`'s residual to `gradient` (which then holds the sum
-  // everywhere), selects entries of the sum into `indices` (increasing),
-  // and keeps the unselected entries of the sum as the new residual (zero at
-  // the selected ones). With Sparsity::kNone every index is selected and the
-  // residual stays zero.
+  // Adds `gradient` to tensor `tensor`'s residual, selects entries of the
+  // sum into `indices` (increasing), moves the selected entries of the sum
+  // into `gradient` (its other entries are left as they were) and keeps the
+  // unselected ones as the new residual (zero at the selected ones). With
+  // Sparsity::kNone every index is selected, `gradient` is untouched and
+  // the residual stays zero.
   void Select(size_t tensor, absl::Span<float> gradient,
               std::vector<uint32_t>* indices);
 

@@ -14,12 +14,6 @@
 namespace contrail {
 namespace {
 
-std::vector<int64_t> TensorSizes(const ModelSpec& spec, int count) {
-  std::vector<int64_t> sizes;
-  for (int i = 0; i < count; ++i) sizes.push_back(TensorSize(spec.tensors(i)));
-  return sizes;
-}
-
 absl::Status Invalid(const std::string& message) {
   return absl::InvalidArgumentError(message);
 }
@@ -88,10 +82,7 @@ StreamTrainer::StreamTrainer(const Options& options, LabelledImages data,
       data_(std::move(data)),
       publisher_(publisher),
       model_(std::move(model)),
-      optimizer_(options.optimizer,
-                 TensorSizes(model_->spec(), model_->num_parameter_tensors())),
-      selector_(options.sparsity,
-                TensorSizes(model_->spec(), model_->num_parameter_tensors())),
+      step_(model_.get(), options.optimizer, options.sparsity),
       sampler_(options.seed) {
   images_ = torch::from_blob(const_cast<float*>(data_.pixels.data()),
                              {data_.count, 1, data_.rows, data_.cols},
@@ -138,31 +129,13 @@ void StreamTrainer::Run() {
 
 double StreamTrainer::TrainStep(const std::vector<int64_t>& batch, bool sparse) {
   const torch::Tensor index = torch::tensor(batch, torch::kLong);
-  model_->SetTraining(true);
-  model_->ZeroGradients();
-  const torch::Tensor logits = model_->Forward(images_.index_select(0, index));
-  const torch::Tensor loss =
-      torch::nn::functional::cross_entropy(logits, labels_.index_select(0, index));
-  const double loss_value = loss.item<double>();
-  if (!std::isfinite(loss_value)) {
+  const double loss =
+      step_.Run(images_.index_select(0, index), labels_.index_select(0, index), sparse);
+  if (!std::isfinite(loss)) {
     absl::MutexLock lock(&mu_);
-    ++stats_.skipped_steps;
-    return std::nan("");
+    stats_.skipped_steps = step_.skipped_steps();
   }
-  loss.backward();
-  optimizer_.BeginStep();
-  TensorViews weights = model_->Views();
-  TensorViews gradients = model_->GradientViews();
-  for (int t = 0; t < model_->num_parameter_tensors(); ++t) {
-    if (gradients[t].empty()) continue;
-    if (sparse && options_.sparsity.sparsity != Sparsity::kNone) {
-      selector_.Select(t, gradients[t], &selected_);
-      optimizer_.Update(t, weights[t], gradients[t], selected_);
-    } else {
-      optimizer_.UpdateDense(t, weights[t], gradients[t]);
-    }
-  }
-  return loss_value;
+  return loss;
 }
 
 int64_t StreamTrainer::CountCorrect(int64_t begin, int64_t end) {

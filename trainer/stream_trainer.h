@@ -6,8 +6,8 @@
 // step's changes are published to the servers.
 //
 // With sparsity topk/randomk the step changes only the selected entries of
-// each parameter tensor (SparseSelector + SparseOptimizer), so every update
-// carries exactly the selected entries.
+// each parameter tensor (SgdStep), so every update carries exactly the
+// selected entries.
 //
 // Lifecycle: Create(), Start() runs the loop on its own thread (the
 // training thread, which owns the model, optimizer, selector and sampler),
@@ -34,6 +34,7 @@
 #include "common/model.h"
 #include "common/sparse_selector.h"
 #include "trainer/proactive_sampler.h"
+#include "trainer/sgd_step.h"
 #include "trainer/sparse_optimizer.h"
 #include "trainer/update_publisher.h"
 
@@ -107,8 +108,7 @@ class StreamTrainer {
   void Run();
   void InitialTraining();
   void Stream();
-  // One SGD step over `batch`; sparse per options_.sparsity when `sparse`.
-  // Returns the loss, or NaN when the step was skipped.
+  // One SgdStep over the examples `batch`; returns its loss (NaN: skipped).
   double TrainStep(const std::vector<int64_t>& batch, bool sparse);
   // Predictions of the current model for examples [begin, end), counted
   // against their labels.
@@ -130,10 +130,8 @@ class StreamTrainer {
   std::unique_ptr<Model> model_;
   torch::Tensor images_;  // [count, 1, rows, cols], shares data_'s pixels
   torch::Tensor labels_;  // [count] int64
-  SparseOptimizer optimizer_;
-  SparseSelector selector_;
+  SgdStep step_;
   ProactiveSampler sampler_;
-  std::vector<uint32_t> selected_;
   // Entries where trainer and mirror differed after the last update.
   int64_t unsent_entries_ = 0;
 
