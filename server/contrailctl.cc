@@ -80,6 +80,7 @@ void PrintStatus(const contrail::StatusResponse& s) {
     std::printf("examples_seen: %llu\n",
                 static_cast<unsigned long long>(s.examples_seen()));
     std::printf("prequential_accuracy: %.4f\n", s.prequential_accuracy());
+    std::printf("served_prequential_accuracy: %.4f\n", s.served_prequential_accuracy());
     std::printf("updates_published: %llu\n",
                 static_cast<unsigned long long>(s.updates_published()));
     std::printf("entries_published: %llu\n",

@@ -28,6 +28,18 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz");
 ABSL_FLAG(std::string, model, "lenet5", "architecture: lenet5 or mlp");
+ABSL_FLAG(std::string, mode, "proactive",
+          "proactive (t new + b-t sampled from history per step), online (each "
+          "example used once, t = b) or full (retrain from scratch every "
+          "--retrain_every examples)");
+ABSL_FLAG(int64_t, retrain_every, 10000, "full mode: examples between retrainings");
+ABSL_FLAG(int32_t, retrain_epochs, 5, "full mode: epochs of each retraining");
+ABSL_FLAG(int64_t, warmup_updates, 0,
+          "training steps on the stream before deployment starts");
+ABSL_FLAG(std::string, drift, "none",
+          "none, permute_labels or rotate: concept drift applied to streamed "
+          "examples from --drift_at on");
+ABSL_FLAG(int64_t, drift_at, 0, "streamed examples before the drift starts");
 ABSL_FLAG(int64_t, initial_examples, 10000,
           "examples at the head of the training set trained on before deployment");
 ABSL_FLAG(int32_t, initial_epochs, 5, "epochs of initial training");
@@ -90,6 +102,16 @@ int main(int argc, char** argv) {
   options.optimizer.lr = absl::GetFlag(FLAGS_lr);
   options.replay_rate = absl::GetFlag(FLAGS_replay_rate);
   options.seed = absl::GetFlag(FLAGS_seed);
+  auto mode = contrail::ParseTrainingMode(absl::GetFlag(FLAGS_mode));
+  if (!mode.ok()) Fail(absl::StrCat("--mode: ", mode.status().message()));
+  options.mode = *mode;
+  options.retrain_every = absl::GetFlag(FLAGS_retrain_every);
+  options.retrain_epochs = absl::GetFlag(FLAGS_retrain_epochs);
+  options.warmup_updates = absl::GetFlag(FLAGS_warmup_updates);
+  auto drift = contrail::ParseDrift(absl::GetFlag(FLAGS_drift));
+  if (!drift.ok()) Fail(absl::StrCat("--drift: ", drift.status().message()));
+  options.drift = *drift;
+  options.drift_at = absl::GetFlag(FLAGS_drift_at);
   options.sparsity.ratio = absl::GetFlag(FLAGS_ratio);
   options.sparsity.seed = options.seed;
   auto optimizer = contrail::ParseOptimizerKind(absl::GetFlag(FLAGS_optimizer));
@@ -132,8 +154,8 @@ int main(int argc, char** argv) {
   }
   const contrail::ModelSpec spec = (*model)->spec();
   contrail::UpdatePublisher publisher(spec, (*mirror)->Views(), publisher_options);
-  auto trainer = contrail::StreamTrainer::Create(options, *std::move(data),
-                                                 *std::move(model), &publisher);
+  auto trainer = contrail::StreamTrainer::Create(
+      options, *std::move(data), *std::move(model), *std::move(mirror), &publisher);
   if (!trainer.ok()) Fail(std::string(trainer.status().message()));
 
   contrail::UpdateServiceImpl update_service(&publisher);

@@ -20,9 +20,29 @@ absl::Status Invalid(const std::string& message) {
 
 }  // namespace
 
+absl::StatusOr<TrainingMode> ParseTrainingMode(absl::string_view name) {
+  if (name == "proactive") return TrainingMode::kProactive;
+  if (name == "online") return TrainingMode::kOnline;
+  if (name == "full") return TrainingMode::kFull;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown mode \"", name, "\"; expected proactive, online or full"));
+}
+
+std::string TrainingModeName(TrainingMode mode) {
+  switch (mode) {
+    case TrainingMode::kProactive:
+      return "proactive";
+    case TrainingMode::kOnline:
+      return "online";
+    case TrainingMode::kFull:
+      return "full";
+  }
+  return "unknown";
+}
+
 absl::StatusOr<std::unique_ptr<StreamTrainer>> StreamTrainer::Create(
     const Options& options, LabelledImages data, std::unique_ptr<Model> model,
-    UpdatePublisher* publisher) {
+    std::unique_ptr<Model> served, UpdatePublisher* publisher) {
   if (options.initial_examples < 0 || options.stream_examples < 1) {
     return Invalid(absl::StrCat(
         "--initial_examples must be >= 0 and --stream_examples >= 1, got ",
@@ -71,19 +91,42 @@ absl::StatusOr<std::unique_ptr<StreamTrainer>> StreamTrainer::Create(
                                   model->spec().num_classes(), " classes"));
     }
   }
-  return std::unique_ptr<StreamTrainer>(
-      new StreamTrainer(options, std::move(data), std::move(model), publisher));
+  if (options.mode == TrainingMode::kFull &&
+      (options.retrain_every < 1 || options.retrain_epochs < 1)) {
+    return Invalid(absl::StrCat(
+        "--retrain_every and --retrain_epochs must be >= 1, got ",
+        options.retrain_every, " and ", options.retrain_epochs));
+  }
+  if (options.warmup_updates < 0 || options.drift_at < 0 || options.curve_every < 1) {
+    return Invalid(absl::StrCat(
+        "--warmup_updates and --drift_at must be >= 0 and curve_every >= 1, got ",
+        options.warmup_updates, ", ", options.drift_at, " and ", options.curve_every));
+  }
+  if (served == nullptr ||
+      served->spec().fingerprint() != model->spec().fingerprint()) {
+    return Invalid("the served model must be another instance of the trained one");
+  }
+  const absl::Status drifted =
+      ApplyDrift(options.drift, options.initial_examples + options.drift_at,
+                 options.seed, model->spec().num_classes(), &data);
+  if (!drifted.ok()) return drifted;
+  return std::unique_ptr<StreamTrainer>(new StreamTrainer(
+      options, std::move(data), std::move(model), std::move(served), publisher));
 }
 
 StreamTrainer::StreamTrainer(const Options& options, LabelledImages data,
                              std::unique_ptr<Model> model,
+                             std::unique_ptr<Model> served,
                              UpdatePublisher* publisher)
     : options_(options),
       data_(std::move(data)),
       publisher_(publisher),
       model_(std::move(model)),
-      step_(model_.get(), options.optimizer, options.sparsity),
-      sampler_(options.seed) {
+      served_(std::move(served)),
+      step_(std::make_unique<SgdStep>(model_.get(), options.optimizer,
+                                      options.sparsity)),
+      sampler_(options.seed),
+      rng_(options.seed) {
   images_ = torch::from_blob(const_cast<float*>(data_.pixels.data()),
                              {data_.count, 1, data_.rows, data_.cols},
                              torch::kFloat);
@@ -130,34 +173,31 @@ void StreamTrainer::Run() {
 double StreamTrainer::TrainStep(const std::vector<int64_t>& batch, bool sparse) {
   const torch::Tensor index = torch::tensor(batch, torch::kLong);
   const double loss =
-      step_.Run(images_.index_select(0, index), labels_.index_select(0, index), sparse);
+      step_->Run(images_.index_select(0, index), labels_.index_select(0, index), sparse);
   if (!std::isfinite(loss)) {
     absl::MutexLock lock(&mu_);
-    stats_.skipped_steps = step_.skipped_steps();
+    ++stats_.skipped_steps;
   }
   return loss;
 }
 
-int64_t StreamTrainer::CountCorrect(int64_t begin, int64_t end) {
+int64_t StreamTrainer::CountCorrect(Model& model, int64_t begin, int64_t end) {
   c10::InferenceMode inference;
-  model_->SetTraining(false);
-  const torch::Tensor logits = model_->Forward(images_.slice(0, begin, end));
+  model.SetTraining(false);
+  const torch::Tensor logits = model.Forward(images_.slice(0, begin, end));
   return logits.argmax(1).eq(labels_.slice(0, begin, end)).sum().item<int64_t>();
 }
 
-void StreamTrainer::InitialTraining() {
-  SetPhase("initial_training");
-  const int64_t n = options_.initial_examples;
+bool StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string& what) {
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(options_.seed);
   const absl::Time start = absl::Now();
-  for (int epoch = 1; epoch <= options_.initial_epochs && n > 0; ++epoch) {
-    std::shuffle(order.begin(), order.end(), rng);
+  for (int epoch = 1; epoch <= epochs && n > 0; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng_);
     double loss_sum = 0;
     int64_t steps = 0;
     for (int64_t begin = 0; begin < n; begin += options_.batch_size) {
-      if (stop_.HasBeenNotified()) return;
+      if (stop_.HasBeenNotified()) return false;
       const int64_t end = std::min(n, begin + options_.batch_size);
       const double loss = TrainStep(
           std::vector<int64_t>(order.begin() + begin, order.begin() + end),
@@ -167,12 +207,24 @@ void StreamTrainer::InitialTraining() {
         ++steps;
       }
     }
-    const double accuracy = static_cast<double>(CountCorrect(0, n)) / n;
-    spdlog::info("initial training: epoch {}/{} on {} examples, mean loss {:.4f}, "
+    int64_t correct = 0;
+    for (int64_t begin = 0; begin < n; begin += 1000) {
+      correct += CountCorrect(*model_, begin, std::min(n, begin + 1000));
+    }
+    spdlog::info("{}: epoch {}/{} on {} examples, mean loss {:.4f}, "
                  "training accuracy {:.4f}, {:.1f} s",
-                 epoch, options_.initial_epochs, n,
-                 steps ? loss_sum / steps : 0.0, accuracy,
+                 what, epoch, epochs, n, steps ? loss_sum / steps : 0.0,
+                 static_cast<double>(correct) / n,
                  absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  return true;
+}
+
+void StreamTrainer::InitialTraining() {
+  SetPhase("initial_training");
+  if (!TrainEpochs(options_.initial_examples, options_.initial_epochs,
+                   "initial training")) {
+    return;
   }
   publisher_->Start(AsConst(model_->Views()));
   const uint64_t checksum = model_->Checksum();
@@ -183,6 +235,31 @@ void StreamTrainer::InitialTraining() {
   }
   spdlog::info("deployed the initial model as version 1 (checksum {:016x})",
                checksum);
+}
+
+bool StreamTrainer::Retrain(int64_t n) {
+  int64_t round;
+  {
+    absl::MutexLock lock(&mu_);
+    round = stats_.retrains + 1;
+  }
+  // Fresh weights and a fresh optimizer, as retraining from scratch does.
+  absl::StatusOr<std::unique_ptr<Model>> fresh =
+      Model::Create(model_->spec().architecture(), options_.seed + round);
+  if (!fresh.ok()) {
+    spdlog::error("full retraining: {}", fresh.status().ToString());
+    return false;
+  }
+  if (!model_->CopyFrom(**fresh).ok()) return false;
+  step_ = std::make_unique<SgdStep>(model_.get(), options_.optimizer,
+                                    options_.sparsity);
+  if (!TrainEpochs(n, options_.retrain_epochs,
+                   absl::StrCat("full retraining ", round))) {
+    return false;
+  }
+  absl::MutexLock lock(&mu_);
+  stats_.retrains = round;
+  return true;
 }
 
 bool StreamTrainer::PublishChanges() {
@@ -227,12 +304,17 @@ void StreamTrainer::Stream() {
   SetPhase("streaming");
   const int64_t first = options_.initial_examples;
   const int64_t last = first + options_.stream_examples;
-  const int64_t dense_bytes = ModelSize(model_->spec()) * sizeof(float);
+  const int64_t model_size = ModelSize(model_->spec());
+  const int64_t trigger = options_.mode == TrainingMode::kOnline
+                              ? options_.batch_size
+                              : options_.trigger_size;
   const absl::Time start = absl::Now();
   absl::Time next_log = start + options_.log_interval;
+  int64_t next_curve = options_.curve_every;
+  int64_t next_retrain = options_.retrain_every;
   std::vector<int64_t> fresh;
-  for (int64_t begin = first; begin < last; begin += options_.trigger_size) {
-    const int64_t end = std::min(last, begin + options_.trigger_size);
+  for (int64_t begin = first; begin < last; begin += trigger) {
+    const int64_t end = std::min(last, begin + trigger);
     if (options_.replay_rate > 0) {
       // The last example of this arrival reaches us at this time; until
       // then, send what the deploy budget held back.
@@ -242,25 +324,53 @@ void StreamTrainer::Stream() {
       stop_.WaitForNotificationWithTimeout(arrival - absl::Now());
     }
     if (stop_.HasBeenNotified()) return;
-    // Prequential: test on the new examples before training on them.
-    const int64_t correct = CountCorrect(begin, end);
-    fresh.resize(end - begin);
-    std::iota(fresh.begin(), fresh.end(), begin);
-    const double loss = TrainStep(
-        sampler_.FormBatch(fresh, /*history_size=*/begin, options_.batch_size),
-        /*sparse=*/true);
-    if (!PublishChanges()) return;
+    // Prequential: test on the new examples before training on them, with
+    // the trainer's model and with the model the servers hold.
+    const int64_t correct = CountCorrect(*model_, begin, end);
+    const int64_t served_correct = CountCorrect(*served_, begin, end);
+    double loss = std::nan("");
+    int64_t steps;
+    {
+      absl::MutexLock lock(&mu_);
+      steps = stats_.steps;
+    }
+    if (options_.mode == TrainingMode::kFull) {
+      // The deployed model stays until the next retraining finishes.
+      if (end - first >= next_retrain) {
+        next_retrain += options_.retrain_every;
+        if (!Retrain(end)) return;
+        if (!PublishChanges() || !Flush(absl::InfiniteFuture())) return;
+      }
+    } else {
+      fresh.resize(end - begin);
+      std::iota(fresh.begin(), fresh.end(), begin);
+      loss = TrainStep(
+          sampler_.FormBatch(fresh, /*history_size=*/begin, options_.batch_size),
+          /*sparse=*/true);
+      ++steps;
+      // Deployment waits for the first warmup_updates steps (the paper saw
+      // an early dip it blamed on Adam's warm start).
+      if (steps > options_.warmup_updates && !PublishChanges()) return;
+    }
     const bool last_step = end == last;
-    if (last_step && !Flush(absl::InfiniteFuture())) return;
+    // The end of the stream deploys whatever is still held back.
+    if (last_step && (!PublishChanges() || !Flush(absl::InfiniteFuture()))) return;
     const uint64_t checksum = model_->Checksum();
     Stats snapshot;
     {
       absl::MutexLock lock(&mu_);
       stats_.examples_seen += end - begin;
       stats_.correct += correct;
+      stats_.served_correct += served_correct;
+      stats_.steps = steps;
       stats_.trainer_checksum = checksum;
       if (std::isfinite(loss)) stats_.last_loss = loss;
       stats_.stream_time = absl::Now() - start;
+      if (stats_.examples_seen >= next_curve || last_step) {
+        while (next_curve <= stats_.examples_seen) next_curve += options_.curve_every;
+        stats_.curve.push_back({stats_.examples_seen, stats_.prequential_accuracy(),
+                                stats_.served_prequential_accuracy()});
+      }
       snapshot = stats_;
     }
     if (absl::Now() >= next_log || last_step) {
@@ -269,14 +379,14 @@ void StreamTrainer::Stream() {
       const double entries = updates ? double(snapshot.entries_published) / updates : 0;
       const double bytes = updates ? double(snapshot.payload_bytes_published) / updates : 0;
       spdlog::info(
-          "{}stream {}/{} examples, prequential accuracy {:.4f}, loss {:.4f}, "
-          "version {}, {:.1f} entries/update ({:.3f}% of {}), {:.0f} B/update "
-          "vs {} B dense, {:.1f} s",
+          "{}stream {}/{} examples, prequential accuracy {:.4f} (served "
+          "{:.4f}), loss {:.4f}, version {}, {:.1f} entries/update ({:.3f}% "
+          "of {}), {:.0f} B/update vs {} B dense, {:.1f} s",
           last_step ? "finished: " : "", snapshot.examples_seen,
           options_.stream_examples, snapshot.prequential_accuracy(),
-          snapshot.last_loss, snapshot.updates_published, entries,
-          100.0 * entries / ModelSize(model_->spec()),
-          ModelSize(model_->spec()), bytes, dense_bytes,
+          snapshot.served_prequential_accuracy(), snapshot.last_loss,
+          snapshot.updates_published, entries, 100.0 * entries / model_size,
+          model_size, bytes, model_size * sizeof(float),
           absl::ToDoubleSeconds(snapshot.stream_time));
     }
   }

@@ -30,10 +30,10 @@ constexpr int64_t kTrainCount = 1600;
 // Generous: a small run takes well under a second.
 constexpr absl::Duration kFinishDeadline = absl::Seconds(60);
 
-// A trainer with its publisher and the mirror the publisher writes; members
-// are declared so that the trainer goes first and the mirror last.
+// A trainer with its publisher and the mirror the publisher writes (owned
+// by the trainer); the trainer is destroyed before the publisher.
 struct TrainingRun {
-  std::unique_ptr<Model> mirror;
+  Model* mirror = nullptr;
   std::unique_ptr<UpdatePublisher> publisher;
   std::unique_ptr<StreamTrainer> trainer;
 };
@@ -89,13 +89,14 @@ class StreamTrainerTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<Model>> mirror =
         Model::Create(architecture, options.seed);
     if (!mirror.ok()) return mirror.status();
-    run.mirror = *std::move(mirror);
+    run.mirror = mirror->get();
     UpdatePublisher::Options publisher_options;
     publisher_options.max_retained_updates = 1 << 20;
     run.publisher = std::make_unique<UpdatePublisher>(
         (*model)->spec(), run.mirror->Views(), publisher_options);
-    absl::StatusOr<std::unique_ptr<StreamTrainer>> trainer = StreamTrainer::Create(
-        options, *data_, *std::move(model), run.publisher.get());
+    absl::StatusOr<std::unique_ptr<StreamTrainer>> trainer =
+        StreamTrainer::Create(options, *data_, *std::move(model),
+                              *std::move(mirror), run.publisher.get());
     if (!trainer.ok()) return trainer.status();
     run.trainer = *std::move(trainer);
     return run;
@@ -289,6 +290,80 @@ TEST_F(StreamTrainerTest, CreateRejectsNonPositiveLearningRate) {
         << lr;
     EXPECT_THAT(message, HasSubstr("--lr"));
   }
+}
+
+TEST_F(StreamTrainerTest, OnlineModeTrainsOnEachNewExampleOnceInBatchesOfB) {
+  StreamTrainer::Options options = SmallOptions();
+  options.mode = TrainingMode::kOnline;
+  options.sparsity.sparsity = Sparsity::kNone;
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunToEnd(*run));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.examples_seen, 200);
+  // 200 examples in batches of b = 32 new ones: 7 steps (the last of 8).
+  EXPECT_EQ(stats.steps, 7);
+  EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
+}
+
+TEST_F(StreamTrainerTest, FullRetrainingRestartsFromFreshWeights) {
+  StreamTrainer::Options options = SmallOptions();
+  options.mode = TrainingMode::kFull;
+  options.sparsity.sparsity = Sparsity::kNone;
+  options.retrain_every = 100;
+  options.retrain_epochs = 1;
+  // A learning rate so small that trained weights stay where they started.
+  options.optimizer.lr = 1e-12;
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "lenet5");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunToEnd(*run));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(stats.retrains, 2);
+  EXPECT_EQ(stats.steps, 0);
+  EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
+  // The served model is the second retraining's fresh start (seed + 2),
+  // not the initial model (seed) it replaced.
+  auto Distance = [](const Model& a, const Model& b) {
+    double worst = 0;
+    const ConstTensorViews x = a.Views(), y = b.Views();
+    for (size_t t = 0; t < x.size(); ++t) {
+      for (size_t i = 0; i < x[t].size(); ++i) {
+        worst = std::max(worst, std::fabs(double(x[t][i]) - y[t][i]));
+      }
+    }
+    return worst;
+  };
+  absl::StatusOr<std::unique_ptr<Model>> initial = Model::Create("lenet5", options.seed);
+  absl::StatusOr<std::unique_ptr<Model>> second = Model::Create("lenet5", options.seed + 2);
+  ASSERT_TRUE(initial.ok() && second.ok());
+  EXPECT_LT(Distance(*run->mirror, **second), 1e-6);
+  EXPECT_GT(Distance(*run->mirror, **initial), 1e-2);
+}
+
+TEST_F(StreamTrainerTest, WarmupHoldsDeploymentBackForItsSteps) {
+  StreamTrainer::Options options = SmallOptions();
+  options.warmup_updates = 1000;  // longer than the stream
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunToEnd(*run));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.steps, 25);
+  // Nothing went out while streaming; the end of the stream flushes what
+  // the budget-free sparse steps changed, in one update.
+  EXPECT_EQ(stats.updates_published, 2u);
+  EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
+}
+
+TEST_F(StreamTrainerTest, ServedPrequentialEqualsTrainersWhenUpdatesAreExact) {
+  absl::StatusOr<TrainingRun> run = MakeRun(SmallOptions(), "lenet5");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunToEnd(*run));
+  const StreamTrainer::Stats stats = run->trainer->stats();
+  EXPECT_EQ(stats.served_correct, stats.correct);
+  ASSERT_FALSE(stats.curve.empty());
+  EXPECT_EQ(stats.curve.back().examples, 200);
+  EXPECT_DOUBLE_EQ(stats.curve.back().served_accuracy, stats.prequential_accuracy());
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext*,
   response->set_bytes_sent(updates_->bytes_sent());
   response->set_subscribers(updates_->subscribers());
   response->set_prequential_accuracy(stats.prequential_accuracy());
+  response->set_served_prequential_accuracy(stats.served_prequential_accuracy());
   return grpc::Status::OK;
 }
 

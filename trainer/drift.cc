@@ -1,0 +1,80 @@
+#include "trainer/drift.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+
+namespace contrail {
+
+absl::StatusOr<Drift> ParseDrift(absl::string_view name) {
+  if (name == "none") return Drift::kNone;
+  if (name == "permute_labels") return Drift::kPermuteLabels;
+  if (name == "rotate") return Drift::kRotate;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown drift \"", name, "\"; expected none, permute_labels or rotate"));
+}
+
+std::string DriftName(Drift drift) {
+  switch (drift) {
+    case Drift::kNone:
+      return "none";
+    case Drift::kPermuteLabels:
+      return "permute_labels";
+    case Drift::kRotate:
+      return "rotate";
+  }
+  return "unknown";
+}
+
+std::vector<int32_t> LabelPermutation(int32_t classes, uint64_t seed) {
+  std::vector<int32_t> permutation(classes);
+  std::iota(permutation.begin(), permutation.end(), 0);
+  if (classes < 2) return permutation;
+  // A random cyclic shift of a random order: every class moves.
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> order = permutation;
+  std::shuffle(order.begin(), order.end(), rng);
+  const int32_t shift =
+      std::uniform_int_distribution<int32_t>(1, classes - 1)(rng);
+  for (int32_t i = 0; i < classes; ++i) {
+    permutation[order[i]] = order[(i + shift) % classes];
+  }
+  return permutation;
+}
+
+absl::Status ApplyDrift(Drift drift, int64_t begin, uint64_t seed,
+                        int32_t classes, LabelledImages* data) {
+  begin = std::clamp<int64_t>(begin, 0, data->count);
+  if (drift == Drift::kNone) return absl::OkStatus();
+  if (drift == Drift::kPermuteLabels) {
+    const std::vector<int32_t> permutation = LabelPermutation(classes, seed);
+    for (int64_t i = begin; i < data->count; ++i) {
+      int32_t& label = data->labels[i];
+      if (label < 0 || label >= classes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "label ", label, " of example ", i, " is outside ", classes, " classes"));
+      }
+      label = permutation[label];
+    }
+    return absl::OkStatus();
+  }
+  if (data->rows != data->cols) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rotate drift needs square images, got ", data->rows, "x", data->cols));
+  }
+  const int64_t n = data->rows;
+  std::vector<float> rotated(n * n);
+  for (int64_t e = begin; e < data->count; ++e) {
+    float* image = data->pixels.data() + e * n * n;
+    // Clockwise: output (r, c) takes input (n - 1 - c, r).
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t c = 0; c < n; ++c) rotated[r * n + c] = image[(n - 1 - c) * n + r];
+    }
+    std::copy(rotated.begin(), rotated.end(), image);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace contrail

@@ -1,0 +1,41 @@
+// Synthetic concept drift for streams, so that users can watch how each
+// training mode recovers (the paper's future work): from a given example on,
+// either the labels are permuted (the same inputs now mean other classes) or
+// the images are rotated by 90 degrees (the same classes now look different).
+//
+// Torch-free, stateless free functions; thread-compatible.
+#ifndef CONTRAIL_TRAINER_DRIFT_H_
+#define CONTRAIL_TRAINER_DRIFT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/idx_reader.h"
+
+namespace contrail {
+
+enum class Drift {
+  kNone,
+  kPermuteLabels,  // label c becomes LabelPermutation(seed)[c]
+  kRotate,         // each image is rotated 90 degrees clockwise
+};
+
+// "none", "permute_labels", "rotate".
+absl::StatusOr<Drift> ParseDrift(absl::string_view name);
+std::string DriftName(Drift drift);
+
+// The label permutation used by kPermuteLabels for `classes` classes: a
+// seeded derangement (no class keeps its label).
+std::vector<int32_t> LabelPermutation(int32_t classes, uint64_t seed);
+
+// Applies `drift` to examples [begin, data->count) of `data` in place.
+// Rotation needs square images (INVALID_ARGUMENT otherwise).
+absl::Status ApplyDrift(Drift drift, int64_t begin, uint64_t seed,
+                        int32_t classes, LabelledImages* data);
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_TRAINER_DRIFT_H_
