@@ -1,5 +1,9 @@
 #include "common/architectures.h"
 
+#include <torch/script.h>
+
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -212,6 +216,50 @@ Network Wrap(std::shared_ptr<M> module) {
 }
 
 }  // namespace
+
+absl::StatusOr<Network> LoadTorchScript(const std::string& module_bytes) {
+  auto module = std::make_shared<torch::jit::Module>();
+  try {
+    std::istringstream stream(module_bytes);
+    *module = torch::jit::load(stream, torch::kCPU);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "not a TorchScript module: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a TorchScript module: ", e.what()));
+  }
+  Network network;
+  for (const auto& p : module->named_parameters(/*recurse=*/true)) {
+    network.parameters.emplace_back(p.name, p.value);
+  }
+  for (const auto& b : module->named_buffers(/*recurse=*/true)) {
+    if (b.value.scalar_type() == torch::kFloat) {
+      network.buffers.emplace_back(b.name, b.value);
+    }
+  }
+  network.forward = [module](const torch::Tensor& x) {
+    return module->forward({x}).toTensor();
+  };
+  network.set_training = [module](bool on) { module->train(on); };
+  network.owner = module;
+  try {
+    torch::NoGradGuard no_grad;
+    module->eval();
+    const torch::Tensor out = network.forward(torch::zeros({2, 1, 28, 28}));
+    if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != kClasses) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the TorchScript module maps [2, 1, 28, 28] to ", out.sizes().vec().size(),
+          "-d output [", absl::StrJoin(out.sizes().vec(), ", "),
+          "], expected [2, ", kClasses, "]"));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TorchScript module does not take [N, 1, 28, 28] inputs: ",
+                     e.what_without_backtrace()));
+  }
+  return network;
+}
 
 std::vector<std::string> ArchitectureNames() {
   return {"lenet5", "mlp", "resnet18", "mobilenet_v2"};

@@ -50,6 +50,12 @@ std::vector<std::string> ArchitectureNames();
 // first). INVALID_ARGUMENT for an unknown name.
 absl::StatusOr<Network> BuildNetwork(const std::string& architecture);
 
+// A TorchScript module (the bytes of a file saved by torch.jit.save), with
+// the weights it was saved with. INVALID_ARGUMENT when the bytes are not a
+// loadable module, or when it does not map [N, 1, 28, 28] inputs to
+// [N, 10] logits.
+absl::StatusOr<Network> LoadTorchScript(const std::string& module_bytes);
+
 }  // namespace contrail
 
 #endif  // CONTRAIL_COMMON_ARCHITECTURES_H_

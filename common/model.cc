@@ -21,13 +21,32 @@ std::vector<std::string> Model::Architectures() { return ArchitectureNames(); }
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(
     const std::string& architecture, uint64_t seed) {
   torch::manual_seed(seed);
-  absl::StatusOr<Network> network;
   try {
-    network = BuildNetwork(architecture);
+    return FromNetwork(BuildNetwork(architecture), architecture);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("building ", architecture,
                                             " failed: ", e.what_without_backtrace()));
   }
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::CreateFromTorchScript(
+    const std::string& module_bytes, const std::string& name) {
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      FromNetwork(LoadTorchScript(module_bytes), absl::StrCat("torchscript:", name));
+  if (model.ok()) (*model)->torchscript_module_ = module_bytes;
+  return model;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::CreateLike(const Model& other,
+                                                         uint64_t seed) {
+  const std::string& architecture = other.spec().architecture();
+  if (other.torchscript_module_.empty()) return Create(architecture, seed);
+  return CreateFromTorchScript(other.torchscript_module_,
+                               architecture.substr(architecture.find(':') + 1));
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::FromNetwork(
+    absl::StatusOr<Network> network, const std::string& architecture) {
   if (!network.ok()) return network.status();
   ModelSpec spec;
   spec.set_architecture(architecture);
@@ -47,7 +66,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(
   for (const auto& [name, t] : network->buffers) add(name, t, /*buffer=*/true);
   for (const torch::Tensor& t : tensors) {
     if (t.scalar_type() != torch::kFloat || !t.is_contiguous() || !t.device().is_cpu()) {
-      return absl::InternalError(absl::StrCat(
+      return absl::InvalidArgumentError(absl::StrCat(
           "model ", architecture, " has a tensor that is not contiguous float32 on the CPU"));
     }
   }

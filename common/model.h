@@ -37,6 +37,20 @@ class Model {
   static absl::StatusOr<std::unique_ptr<Model>> Create(
       const std::string& architecture, uint64_t seed);
 
+  // Loads a TorchScript module (the bytes of a torch.jit.save file) named
+  // `name`; its architecture is "torchscript:<name>". See LoadTorchScript
+  // in common/architectures.h for what it must compute.
+  static absl::StatusOr<std::unique_ptr<Model>> CreateFromTorchScript(
+      const std::string& module_bytes, const std::string& name);
+
+  // A new model of the same architecture: freshly initialised from `seed`
+  // for built-in architectures, the saved weights for TorchScript ones.
+  static absl::StatusOr<std::unique_ptr<Model>> CreateLike(const Model& other,
+                                                           uint64_t seed);
+
+  // The TorchScript file's bytes; empty for built-in architectures.
+  const std::string& torchscript_module() const { return torchscript_module_; }
+
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -73,12 +87,15 @@ class Model {
  private:
   Model(Network network, ModelSpec spec, std::vector<torch::Tensor> tensors,
         int num_parameter_tensors);
+  static absl::StatusOr<std::unique_ptr<Model>> FromNetwork(
+      absl::StatusOr<Network> network, const std::string& architecture);
 
   Network network_;
   ModelSpec spec_;
   // Parameters then buffers; they share storage with network_.
   std::vector<torch::Tensor> tensors_;
   int num_parameter_tensors_;
+  std::string torchscript_module_;
 };
 
 }  // namespace contrail

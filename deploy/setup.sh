@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
-  python3 gzip
+  python3 python3-torch gnuplot-nox gzip
 )
 
 missing=()

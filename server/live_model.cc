@@ -6,6 +6,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/update_codec.h"
@@ -66,8 +67,12 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplySnapshot(
         absl::Hex(update.spec().fingerprint()), " differs from its own ",
         absl::Hex(update.fingerprint())));
   }
+  const std::string& architecture = update.spec().architecture();
   absl::StatusOr<std::unique_ptr<Model>> model =
-      Model::Create(update.spec().architecture(), /*seed=*/0);
+      absl::StartsWith(architecture, "torchscript:")
+          ? Model::CreateFromTorchScript(update.torchscript_module(),
+                                         architecture.substr(12))
+          : Model::Create(architecture, /*seed=*/0);
   if (!model.ok()) return model.status();
   if ((*model)->spec().fingerprint() != update.fingerprint()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -119,7 +124,7 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplyDelta(
     if (!caught_up.ok()) return caught_up;
   } else {
     absl::StatusOr<std::unique_ptr<Model>> model =
-        Model::Create(spec.architecture(), /*seed=*/0);
+        Model::CreateLike(*current->model, /*seed=*/0);
     if (!model.ok()) return model.status();
     next = std::make_shared<Version>();
     next->model = *std::move(model);

@@ -43,6 +43,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/contrail.grpc.pb.h"
+#include "server/live_model.h"
 #include "tests/test_util/idx_writer.h"
 
 namespace contrail {
@@ -705,6 +706,60 @@ TEST_F(IntegrationTest, ContrailctlCompareSaysIdenticalForAServerThatCaughtUp) {
   EXPECT_EQ(*code, 0) << compare->Stdout() << compare->Stderr();
   EXPECT_THAT(compare->Stdout(), HasSubstr("identical"));
   EXPECT_THAT(compare->Stdout(), Not(HasSubstr("DIFFERENT")));
+}
+
+TEST_F(IntegrationTest, TorchScriptModelIsTrainedAndServedIdentically) {
+  // tests/make_torchscript_model.py wrote this file with Debian's
+  // python3-torch; the server receives the module inside the snapshot.
+  Flags flags = TrainerFlags();
+  flags["model"] = Runfile("tests/tiny_cnn.pt");
+  flags["stream_examples"] = "400";
+  absl::StatusOr<Daemon> trainer = StartTrainer(flags);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<Daemon> server = StartServer(ServerFlags(trainer->address()));
+  ASSERT_TRUE(server.ok()) << server.status();
+  Client trainer_client(trainer->port);
+  absl::StatusOr<StatusResponse> trainer_status = WaitUntilTrainerDone(trainer_client);
+  ASSERT_TRUE(trainer_status.ok()) << trainer_status.status();
+  EXPECT_EQ(trainer_status->spec().architecture(), "torchscript:tiny_cnn.pt");
+  bool has_buffer = false;
+  for (const TensorSpec& t : trainer_status->spec().tensors()) has_buffer |= t.is_buffer();
+  EXPECT_TRUE(has_buffer) << "batch-norm statistics travel as buffers";
+  Client server_client(server->port);
+  absl::StatusOr<StatusResponse> server_status =
+      WaitUntilServerHolds(server_client, *trainer_status);
+  ASSERT_TRUE(server_status.ok()) << server_status.status();
+  EXPECT_EQ(server_status->checksum(), trainer_status->trainer_checksum());
+
+  // The trainer's model, as a subscriber holding nothing receives it, must
+  // predict exactly what the server answers.
+  auto channel = grpc::CreateChannel(trainer->address(), grpc::InsecureChannelCredentials());
+  std::unique_ptr<UpdateService::Stub> stub = UpdateService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReader<Update>> reader =
+      stub->SubscribeUpdates(&context, SubscribeRequest());
+  Update snapshot;
+  ASSERT_TRUE(reader->Read(&snapshot));
+  context.TryCancel();
+  ASSERT_TRUE(snapshot.snapshot());
+  EXPECT_EQ(snapshot.version(), trainer_status->version());
+  LiveModel local(LiveModel::Options{});
+  ASSERT_TRUE(local.Apply(snapshot).ok());
+  const PredictRequest request = MakeRequest(*test_set_, 0, 50);
+  PredictResponse served;
+  ASSERT_TRUE(server_client.Predict(request, &served).ok());
+  absl::StatusOr<LiveModel::Predictions> expected =
+      local.Predict(request.inputs().shape(), request.inputs().values());
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_EQ(served.predictions_size(), 50);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(served.predictions(i).label(), expected->labels[i]) << i;
+    for (int c = 0; c < 10; ++c) {
+      EXPECT_EQ(served.predictions(i).scores(c), expected->probabilities[i * 10 + c])
+          << "example " << i << " class " << c;
+    }
+  }
 }
 
 }  // namespace

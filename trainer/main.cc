@@ -1,6 +1,8 @@
 // contrail trainer: learns from a labelled stream with sparse proactive SGD
 // and streams every step's changes to subscribed servers.
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -8,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
 #include "common/idx_reader.h"
@@ -27,7 +30,9 @@ ABSL_FLAG(std::string, port_file, "",
           "if set, write the bound port to this file once listening");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz");
-ABSL_FLAG(std::string, model, "lenet5", "architecture: lenet5 or mlp");
+ABSL_FLAG(std::string, model, "lenet5",
+          "lenet5, mlp, resnet18, mobilenet_v2, or the path of a TorchScript "
+          "file (*.pt) mapping [N, 1, 28, 28] inputs to [N, 10] logits");
 ABSL_FLAG(std::string, mode, "proactive",
           "proactive (t new + b-t sampled from history per step), online (each "
           "example used once, t = b) or full (retrain from scratch every "
@@ -81,6 +86,20 @@ namespace {
   std::exit(2);
 }
 
+// A built-in architecture by name, or a TorchScript file by path.
+absl::StatusOr<std::unique_ptr<contrail::Model>> CreateModel(const std::string& model,
+                                                             uint64_t seed) {
+  if (!absl::EndsWith(model, ".pt")) return contrail::Model::Create(model, seed);
+  std::ifstream file(model, std::ios::binary);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("cannot open TorchScript file ", model));
+  }
+  std::ostringstream bytes;
+  bytes << file.rdbuf();
+  const std::string name = model.substr(model.find_last_of('/') + 1);
+  return contrail::Model::CreateFromTorchScript(bytes.str(), name);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,9 +143,9 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
   if (absl::GetFlag(FLAGS_retain_updates) < 1) Fail("--retain_updates must be >= 1");
 
-  auto model = contrail::Model::Create(absl::GetFlag(FLAGS_model), options.seed);
+  auto model = CreateModel(absl::GetFlag(FLAGS_model), options.seed);
   if (!model.ok()) Fail(absl::StrCat("--model: ", model.status().message()));
-  auto mirror = contrail::Model::Create(absl::GetFlag(FLAGS_model), options.seed);
+  auto mirror = contrail::Model::CreateLike(**model, options.seed);
   if (!mirror.ok()) Fail(std::string(mirror.status().message()));
 
   spdlog::info("reading training data from {}", absl::GetFlag(FLAGS_data_dir));
@@ -136,6 +155,7 @@ int main(int argc, char** argv) {
 
   contrail::UpdatePublisher::Options publisher_options;
   publisher_options.max_retained_updates = absl::GetFlag(FLAGS_retain_updates);
+  publisher_options.torchscript_module = (*model)->torchscript_module();
   auto encoding = contrail::ParseValueEncoding(absl::GetFlag(FLAGS_update_values));
   if (!encoding.ok()) Fail(absl::StrCat("--update_values: ", encoding.status().message()));
   publisher_options.encoding = *encoding;

@@ -245,7 +245,7 @@ bool StreamTrainer::Retrain(int64_t n) {
   }
   // Fresh weights and a fresh optimizer, as retraining from scratch does.
   absl::StatusOr<std::unique_ptr<Model>> fresh =
-      Model::Create(model_->spec().architecture(), options_.seed + round);
+      Model::CreateLike(*model_, options_.seed + round);
   if (!fresh.ok()) {
     spdlog::error("full retraining: {}", fresh.status().ToString());
     return false;

@@ -154,6 +154,7 @@ std::shared_ptr<const Update> UpdatePublisher::SnapshotLocked() {
   snapshot->set_run(run_);
   snapshot->set_encoding(FP32_ASSIGN);
   *snapshot->mutable_spec() = spec_;
+  snapshot->set_torchscript_module(options_.torchscript_module);
   for (size_t t = 0; t < mirror_.size(); ++t) {
     AppendDenseTensor(static_cast<uint32_t>(t), mirror_[t], snapshot.get());
   }

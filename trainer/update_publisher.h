@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -46,6 +47,9 @@ class UpdatePublisher {
     // entry): the largest differences go first, the rest stay in
     // trainer - mirror for later updates. 1 sends every difference.
     double deploy_ratio = 1.0;
+    // The TorchScript module file of a "torchscript:" model, sent with
+    // every snapshot; empty for built-in architectures.
+    std::string torchscript_module;
   };
 
   struct PublishResult {
