@@ -29,18 +29,56 @@ constexpr uint32_t kInfinityBits = 0x7f800000u;
 
 inline bool IsNanBits(uint32_t magnitude) { return magnitude > kInfinityBits; }
 
-// Appends to `out` the indices in [begin, end) whose magnitude is at least
-// `threshold` (NaNs excluded).
+// Entries at or above a threshold, in index order, with their magnitudes
+// (kept so that the exact step never goes back to the tensor).
+struct Candidates {
+  std::vector<uint32_t> index;
+  std::vector<uint32_t> magnitude;
+  size_t size() const { return index.size(); }
+  void clear() {
+    index.clear();
+    magnitude.clear();
+  }
+  void Add(int64_t i, uint32_t m) {
+    index.push_back(static_cast<uint32_t>(i));
+    magnitude.push_back(m);
+  }
+  void Append(const Candidates& other) {
+    index.insert(index.end(), other.index.begin(), other.index.end());
+    magnitude.insert(magnitude.end(), other.magnitude.begin(), other.magnitude.end());
+  }
+};
+
+// Adds the entries in [begin, end) whose magnitude is at least `threshold`
+// (NaNs excluded) to `out`. Blocks of 16 are screened with one branch-free
+// (vectorisable) test; most blocks hold no candidate.
 void GatherCandidates(const float* values, int64_t begin, int64_t end,
-                      uint32_t threshold, std::vector<uint32_t>* out) {
-  for (int64_t i = begin; i < end; ++i) {
+                      uint32_t threshold, Candidates* out) {
+  // m in [threshold, infinity] <=> m - threshold <= infinity - threshold,
+  // as unsigned arithmetic (m below the threshold wraps around).
+  const uint32_t span = kInfinityBits - threshold;
+  int64_t i = begin;
+  uint32_t bits[16];
+  for (; i + 16 <= end; i += 16) {
+    std::memcpy(bits, values + i, sizeof(bits));
+    uint32_t any = 0;
+    for (int j = 0; j < 16; ++j) {
+      any |= static_cast<uint32_t>(((bits[j] & 0x7fffffffu) - threshold) <= span);
+    }
+    if (any == 0) continue;
+    for (int j = 0; j < 16; ++j) {
+      const uint32_t m = bits[j] & 0x7fffffffu;
+      if (m - threshold <= span) out->Add(i + j, m);
+    }
+  }
+  for (; i < end; ++i) {
     const uint32_t m = MagnitudeBits(values[i]);
-    if (m >= threshold && !IsNanBits(m)) out->push_back(static_cast<uint32_t>(i));
+    if (m - threshold <= span) out->Add(i, m);
   }
 }
 
 void GatherCandidatesParallel(absl::Span<const float> values, uint32_t threshold,
-                              std::vector<uint32_t>* out) {
+                              Candidates* out) {
   const int64_t n = static_cast<int64_t>(values.size());
   const int workers =
       n >= kParallelTensor
@@ -51,7 +89,7 @@ void GatherCandidatesParallel(absl::Span<const float> values, uint32_t threshold
     GatherCandidates(values.data(), 0, n, threshold, out);
     return;
   }
-  std::vector<std::vector<uint32_t>> parts(workers);
+  std::vector<Candidates> parts(workers);
   std::vector<std::thread> threads;
   const int64_t chunk = (n + workers - 1) / workers;
   for (int w = 1; w < workers; ++w) {
@@ -62,19 +100,15 @@ void GatherCandidatesParallel(absl::Span<const float> values, uint32_t threshold
   }
   GatherCandidates(values.data(), 0, std::min(n, chunk), threshold, &parts[0]);
   for (std::thread& t : threads) t.join();
-  for (const auto& part : parts) out->insert(out->end(), part.begin(), part.end());
+  for (const Candidates& part : parts) out->Append(part);
 }
 
 // Keeps, in index order, the candidates above the exact k-th magnitude and
-// the lowest-index ties at it. `candidates` (increasing indices) must hold
-// every entry whose magnitude is at least that k-th magnitude.
-void KeepTopOfCandidates(absl::Span<const float> values,
-                         const std::vector<uint32_t>& candidates, int64_t k,
+// the lowest-index ties at it. `candidates` must hold every entry whose
+// magnitude is at least that k-th magnitude, and at least k entries.
+void KeepTopOfCandidates(const Candidates& candidates, int64_t k,
                          std::vector<uint32_t>* indices) {
-  std::vector<uint32_t> magnitudes(candidates.size());
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    magnitudes[i] = MagnitudeBits(values[candidates[i]]);
-  }
+  std::vector<uint32_t> magnitudes = candidates.magnitude;
   std::nth_element(magnitudes.begin(), magnitudes.begin() + (k - 1),
                    magnitudes.end(), std::greater<uint32_t>());
   const uint32_t kth = magnitudes[k - 1];
@@ -83,12 +117,12 @@ void KeepTopOfCandidates(absl::Span<const float> values,
   int64_t ties_wanted = k - above;
   indices->clear();
   indices->reserve(k);
-  for (uint32_t i : candidates) {
-    const uint32_t m = MagnitudeBits(values[i]);
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    const uint32_t m = candidates.magnitude[c];
     if (m > kth) {
-      indices->push_back(i);
+      indices->push_back(candidates.index[c]);
     } else if (m == kth && ties_wanted > 0) {
-      indices->push_back(i);
+      indices->push_back(candidates.index[c]);
       --ties_wanted;
     }
   }
@@ -102,14 +136,15 @@ void SelectTopKByFullSelection(absl::Span<const float> values, int64_t k,
   const int64_t n = static_cast<int64_t>(values.size());
   k = std::clamp<int64_t>(k, 0, n);
   if (k == 0) return;
-  std::vector<uint32_t> all;
-  all.reserve(n);
+  Candidates all;
+  all.index.reserve(n);
+  all.magnitude.reserve(n);
   GatherCandidates(values.data(), 0, n, /*threshold=*/0, &all);
   if (static_cast<int64_t>(all.size()) <= k) {
-    *indices = std::move(all);  // every non-NaN entry
+    *indices = std::move(all.index);  // every non-NaN entry
     return;
   }
-  KeepTopOfCandidates(values, all, k, indices);
+  KeepTopOfCandidates(all, k, indices);
 }
 
 void SelectTopK(absl::Span<const float> values, int64_t k,
@@ -135,8 +170,9 @@ void SelectTopK(absl::Span<const float> values, int64_t k,
   // always suffices, few enough that the exact step is cheap.
   int64_t rank = std::min<int64_t>(
       kSampleSize - 1, (k * 3 / 2 + 64) * kSampleSize / n);
-  std::vector<uint32_t> candidates;
-  candidates.reserve(k * 2 + 128);
+  Candidates candidates;
+  candidates.index.reserve(k * 2 + 128);
+  candidates.magnitude.reserve(k * 2 + 128);
   while (true) {
     std::nth_element(sample.begin(), sample.begin() + rank, sample.end(),
                      std::greater<uint32_t>());
@@ -144,7 +180,7 @@ void SelectTopK(absl::Span<const float> values, int64_t k,
     GatherCandidatesParallel(values, threshold, &candidates);
     const int64_t found = static_cast<int64_t>(candidates.size());
     if (found >= k && found <= 64 * k + 4096) {
-      KeepTopOfCandidates(values, candidates, k, indices);
+      KeepTopOfCandidates(candidates, k, indices);
       return;
     }
     if (found > k || threshold == 0 || rank == kSampleSize - 1) {
