@@ -251,6 +251,10 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
             where, count.field, ": must be >= 0, got ", count.value));
       }
     }
+    if (!(config.lr() >= 0) || !std::isfinite(config.lr())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "lr: must be finite and >= 0 (0 = the grid's), got ", config.lr()));
+    }
     if (!(config.ratio() >= 0 && config.ratio() <= 1)) {
       return absl::InvalidArgumentError(absl::StrCat(
           where, "ratio: must be in [0, 1] (0 = default), got ", config.ratio()));
@@ -310,7 +314,8 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
     options.trigger_size = config.trigger_size();
     options.batch_size = grid.batch_size();
     options.optimizer.kind = *ParseOptimizerKind(grid.optimizer());
-    options.optimizer.lr = grid.lr();
+    config.set_lr(OrDefault(config.lr(), grid.lr()));
+    options.optimizer.lr = config.lr();
     options.sparsity.ratio = config.ratio();
     options.sparsity.seed = grid.seed();
     options.seed = grid.seed();
