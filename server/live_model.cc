@@ -28,6 +28,16 @@ absl::Status VerifyModelChecksum(const Update& update, uint64_t checksum) {
 
 }  // namespace
 
+absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::Stamp(
+    std::shared_ptr<Version> next, const Update& update) {
+  next->version = update.version();
+  next->run = update.run();
+  next->checksum = next->model->Checksum();
+  const absl::Status verified = VerifyModelChecksum(update, next->checksum);
+  if (!verified.ok()) return verified;
+  return next;
+}
+
 std::shared_ptr<const LiveModel::Version> LiveModel::Current() const {
   absl::MutexLock lock(&mu_);
   return current_;
@@ -85,12 +95,7 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplySnapshot(
   const absl::Status applied =
       ApplyUpdate(update, next->model->spec(), next->model->Views());
   if (!applied.ok()) return applied;
-  next->version = update.version();
-  next->run = update.run();
-  next->checksum = next->model->Checksum();
-  const absl::Status verified = VerifyModelChecksum(update, next->checksum);
-  if (!verified.ok()) return verified;
-  return next;
+  return Stamp(std::move(next), update);
 }
 
 absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplyDelta(
@@ -134,12 +139,7 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplyDelta(
   }
   spare_.reset();
   ApplyDecoded(*decoded, next->model->Views());
-  next->version = update.version();
-  next->run = update.run();
-  next->checksum = next->model->Checksum();
-  const absl::Status verified = VerifyModelChecksum(update, next->checksum);
-  if (!verified.ok()) return verified;
-  return next;
+  return Stamp(std::move(next), update);
 }
 
 absl::StatusOr<LiveModel::Predictions> LiveModel::Predict(

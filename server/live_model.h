@@ -74,6 +74,11 @@ class LiveModel {
   absl::StatusOr<std::shared_ptr<Version>> ApplySnapshot(const Update& update);
   absl::StatusOr<std::shared_ptr<Version>> ApplyDelta(
       const std::shared_ptr<Version>& current, const Update& update);
+  // Labels `next`, which now holds what `update` describes, with its
+  // version, run and checksum; DATA_LOSS unless the checksum is the
+  // trainer's.
+  static absl::StatusOr<std::shared_ptr<Version>> Stamp(
+      std::shared_ptr<Version> next, const Update& update);
   void Publish(std::shared_ptr<Version> next) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.

@@ -300,13 +300,6 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
         OrDefault<int64_t>(config.retrain_every(), defaults.retrain_every));
     config.set_retrain_epochs(
         OrDefault<int32_t>(config.retrain_epochs(), defaults.retrain_epochs));
-    // As trainer/main.cc: a sparse trainer changes at most `ratio` of each
-    // tensor per step, so that budget sends every change.
-    if (config.deploy_ratio() == 0) {
-      config.set_deploy_ratio(options.sparsity.sparsity == Sparsity::kNone
-                                  ? 1.0
-                                  : config.ratio());
-    }
 
     options.initial_examples = grid.initial_examples();
     options.initial_epochs = grid.initial_epochs();
@@ -318,6 +311,7 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
     options.optimizer.lr = config.lr();
     options.sparsity.ratio = config.ratio();
     options.sparsity.seed = grid.seed();
+    config.set_deploy_ratio(ResolveDeployRatio(config.deploy_ratio(), options.sparsity));
     options.seed = grid.seed();
     options.retrain_every = config.retrain_every();
     options.retrain_epochs = config.retrain_epochs();

@@ -164,14 +164,8 @@ int main(int argc, char** argv) {
     Fail(absl::StrCat("--deploy_ratio must be in [0, 1], got ",
                       publisher_options.deploy_ratio));
   }
-  if (publisher_options.deploy_ratio == 0) {
-    // A sparse trainer changes at most this many entries per tensor and
-    // step, so the budget sends them all with exact values; with a lossy
-    // encoding the rounding remainders wait for a pause.
-    publisher_options.deploy_ratio =
-        options.sparsity.sparsity == contrail::Sparsity::kNone ? 1.0
-                                                               : options.sparsity.ratio;
-  }
+  publisher_options.deploy_ratio =
+      contrail::ResolveDeployRatio(publisher_options.deploy_ratio, options.sparsity);
   const contrail::ModelSpec spec = (*model)->spec();
   contrail::UpdatePublisher publisher(spec, (*mirror)->Views(), publisher_options);
   auto trainer = contrail::StreamTrainer::Create(

@@ -24,6 +24,11 @@ inline bool BitsDiffer(float a, float b) {
 
 }  // namespace
 
+double ResolveDeployRatio(double requested, const SparseSelector::Options& sparsity) {
+  if (requested != 0) return requested;
+  return sparsity.sparsity == Sparsity::kNone ? 1.0 : sparsity.ratio;
+}
+
 UpdatePublisher::UpdatePublisher(const ModelSpec& spec, TensorViews mirror,
                                  const Options& options)
     : spec_(spec),

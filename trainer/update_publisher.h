@@ -27,10 +27,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/sparse_selector.h"
 #include "common/tensor_views.h"
 #include "proto/contrail.pb.h"
 
 namespace contrail {
+
+// The deploy budget for a requested --deploy_ratio: 0 means automatic, the
+// trainer's own ratio when its steps are sparse (each step changes at most
+// that many entries per tensor, so every change goes out), else 1.
+double ResolveDeployRatio(double requested, const SparseSelector::Options& sparsity);
 
 class UpdatePublisher {
  public:
