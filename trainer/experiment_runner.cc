@@ -608,6 +608,9 @@ std::string ShellQuote(absl::string_view text) {
 
 }  // namespace
 
+// Filled and open circles, squares, triangles and diamonds.
+constexpr int kPointTypes[] = {7, 5, 9, 13, 6, 4, 8, 12};
+
 absl::Status WritePlot(const std::vector<ExperimentResult>& results,
                        const std::string& dir) {
   std::string script =
@@ -623,8 +626,12 @@ absl::Status WritePlot(const std::vector<ExperimentResult>& results,
       absl::StrAppendFormat(&script, "%d %.6f\n", point.examples, point.served_accuracy);
     }
     absl::StrAppend(&script, "EOD\n");
-    plots.push_back(absl::StrCat("$c", i, " using 1:2 with linespoints pointtype 7 "
-                                 "pointsize 0.6 title \"", results[i].config, "\""));
+    // gnuplot cycles through 8 colours: vary the point shape and the dash
+    // pattern too, so that no two lines look alike.
+    plots.push_back(absl::StrCat("$c", i, " using 1:2 with linespoints linetype ",
+                                 i % 8 + 1, " dashtype ", i / 8 + 1, " pointtype ",
+                                 kPointTypes[i % 8],
+                                 " pointsize 0.7 title \"", results[i].config, "\""));
   }
   if (plots.empty()) {
     return absl::InvalidArgumentError("no curve points to plot");
