@@ -85,7 +85,10 @@ absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
       }
     }
     if (changed_.empty()) continue;
-    const int64_t budget = options_.deploy_ratio >= 1
+    // Buffers (batch-norm statistics) change densely at every training
+    // forward pass and are a small part of a model: they go out whole, or
+    // the served model's statistics would lag its weights.
+    const int64_t budget = options_.deploy_ratio >= 1 || spec_.tensors(t).is_buffer()
                                ? static_cast<int64_t>(now.size())
                                : KeepCount(static_cast<int64_t>(now.size()),
                                            options_.deploy_ratio);

@@ -49,9 +49,10 @@ class UpdatePublisher {
     // How values travel: FP32_ASSIGN (exact), FP16_DELTA or BF16_DELTA
     // (2 bytes per value; the rounding error is sent later).
     ValueEncoding encoding = FP32_ASSIGN;
-    // Largest fraction of each tensor sent per update (at least one
-    // entry): the largest differences go first, the rest stay in
+    // Largest fraction of each parameter tensor sent per update (at least
+    // one entry): the largest differences go first, the rest stay in
     // trainer - mirror for later updates. 1 sends every difference.
+    // Buffers always go out whole.
     double deploy_ratio = 1.0;
     // The TorchScript module file of a "torchscript:" model, sent with
     // every snapshot; empty for built-in architectures.

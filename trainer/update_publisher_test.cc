@@ -155,7 +155,7 @@ class UpdatePublisherTest : public ::testing::Test {
               publisher_->mirror_checksum());
   }
 
-  const ModelSpec spec_ = TwoTensorSpec();
+  ModelSpec spec_ = TwoTensorSpec();
   std::vector<std::vector<float>> trainer_ = ZeroModel(spec_);
   // Declared before the publisher, which holds views onto it.
   std::vector<std::vector<float>> mirror_;
@@ -216,6 +216,44 @@ TEST_F(UpdatePublisherTest, PublishCarriesExactlyTheChangedEntries) {
   EXPECT_FALSE((*decoded)[1].dense);
   EXPECT_THAT((*decoded)[1].indices, ElementsAre(2u));
   EXPECT_THAT((*decoded)[1].values, ElementsAre(3e-9f));
+}
+
+TEST_F(UpdatePublisherTest, DeployBudgetSendsLargestDifferencesFirstAndTheRestLater) {
+  UpdatePublisher::Options options;
+  options.deploy_ratio = 0.2;  // 2 of w's 12 entries, 1 of b's 4
+  MakePublisher(options);
+  Start();
+  for (int i = 0; i < 12; ++i) trainer_[0][i] += 0.1f * (i + 1);
+  trainer_[1][0] += 1.0f;
+  trainer_[1][3] += 2.0f;
+
+  UpdatePublisher::PublishResult result = PublishOk();
+  EXPECT_EQ(result.entries, 3);
+  EXPECT_EQ(result.remaining_entries, 11);
+  const absl::StatusOr<std::vector<DecodedTensor>> decoded =
+      DecodeUpdate(*NextFor(1).at(0), spec_);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_THAT((*decoded)[0].indices, ElementsAre(10u, 11u));
+  EXPECT_THAT((*decoded)[1].indices, ElementsAre(3u));
+  // Later updates carry the rest until the mirror equals the trainer.
+  while (result.remaining_entries > 0) result = PublishOk();
+  EXPECT_TRUE(SameBits(mirror_, trainer_));
+  EXPECT_EQ(publisher_->version(), 7u);  // 1 + ceil(12 / 2) updates
+}
+
+TEST_F(UpdatePublisherTest, BuffersGoOutWholeWhateverTheBudget) {
+  spec_.mutable_tensors(1)->set_is_buffer(true);
+  spec_.set_fingerprint(ComputeFingerprint(spec_));
+  UpdatePublisher::Options options;
+  options.deploy_ratio = 0.1;
+  MakePublisher(options);
+  Start();
+  for (float& x : trainer_[1]) x += 1.0f;
+  trainer_[0][0] += 1.0f;
+  trainer_[0][1] += 2.0f;
+  const UpdatePublisher::PublishResult result = PublishOk();
+  EXPECT_EQ(result.entries, 1 + 4);
+  EXPECT_EQ(result.remaining_entries, 1);
 }
 
 TEST_F(UpdatePublisherTest, ChangeInOneTensorOnlyCarriesThatTensor) {
