@@ -110,6 +110,11 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplyDelta(
         update.base_version(), ", this server holds version ", current->version,
         update.run() != current->run ? " of another trainer run" : ""));
   }
+  if (update.version() != update.base_version() + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update ", update.version(), " claims base version ", update.base_version(),
+        "; an update moves one version forward"));
+  }
   const ModelSpec& spec = current->model->spec();
   // Decode (and so validate) before touching any model.
   absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(update, spec);

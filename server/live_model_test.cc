@@ -361,6 +361,12 @@ INSTANTIATE_TEST_SUITE_P(
                    },
                    absl::StatusCode::kFailedPrecondition,
                    "applies on top of version 2, this server holds version 3"},
+        Corruption{"JumpsSeveralVersions",
+                   [](Update* u) {
+                     u->set_version(u->version() + 5);
+                     SealUpdate(u);
+                   },
+                   absl::StatusCode::kInvalidArgument, "moves one version forward"},
         Corruption{"ComesFromAnotherRun",
                    [](Update* u) {
                      u->set_run(u->run() ^ 1);
