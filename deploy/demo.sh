@@ -69,7 +69,7 @@ payload=$(field payload_bytes_published "$WORK/trainer.status")
 echo
 echo "================================ contrail demo ================================"
 echo "stream: $(field examples_seen "$WORK/trainer.status") examples, t=${TRIGGER_SIZE:-8}, b=${BATCH_SIZE:-128}, ${SPARSITY:-topk} ${RATIO:-0.001}"
-echo "cumulative prequential accuracy (trainer): $(field prequential_accuracy "$WORK/trainer.status")"
+echo "cumulative prequential accuracy: trainer $(field prequential_accuracy "$WORK/trainer.status"), served model $(field served_prequential_accuracy "$WORK/trainer.status")"
 awk -v u="$updates" -v e="$entries" -v b="$payload" -v p="$params" 'BEGIN {
   if (u < 1) { print "no updates published"; exit }
   printf "updates: %d; per update %.1f parameters of %d (%.3f%%), %.0f bytes vs %d bytes dense (%.0fx fewer)\n",
