@@ -312,6 +312,9 @@ void StreamTrainer::Stream() {
   absl::Time next_log = start + options_.log_interval;
   int64_t next_curve = options_.curve_every;
   int64_t next_retrain = options_.retrain_every;
+  int64_t steps = 0;
+  // The trainer model's checksum as of the last step.
+  uint64_t checksum = model_->Checksum();
   std::vector<int64_t> fresh;
   for (int64_t begin = first; begin < last; begin += trigger) {
     const int64_t end = std::min(last, begin + trigger);
@@ -325,15 +328,13 @@ void StreamTrainer::Stream() {
     }
     if (stop_.HasBeenNotified()) return;
     // Prequential: test on the new examples before training on them, with
-    // the trainer's model and with the model the servers hold.
+    // the trainer's model and with the model the servers hold (the same
+    // answers, without a second forward pass, when the two are identical).
     const int64_t correct = CountCorrect(*model_, begin, end);
-    const int64_t served_correct = CountCorrect(*served_, begin, end);
+    const int64_t served_correct = publisher_->mirror_checksum() == checksum
+                                       ? correct
+                                       : CountCorrect(*served_, begin, end);
     double loss = std::nan("");
-    int64_t steps;
-    {
-      absl::MutexLock lock(&mu_);
-      steps = stats_.steps;
-    }
     if (options_.mode == TrainingMode::kFull) {
       // The deployed model stays until the next retraining finishes.
       if (end - first >= next_retrain) {
@@ -355,7 +356,7 @@ void StreamTrainer::Stream() {
     const bool last_step = end == last;
     // The end of the stream deploys whatever is still held back.
     if (last_step && (!PublishChanges() || !Flush(absl::InfiniteFuture()))) return;
-    const uint64_t checksum = model_->Checksum();
+    checksum = model_->Checksum();
     Stats snapshot;
     {
       absl::MutexLock lock(&mu_);
