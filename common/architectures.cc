@@ -11,7 +11,6 @@ namespace contrail {
 namespace {
 
 namespace nn = torch::nn;
-constexpr int64_t kClasses = 10;
 
 struct LeNet5Impl : nn::Module {
   LeNet5Impl()
@@ -246,7 +245,7 @@ absl::StatusOr<Network> LoadTorchScript(const std::string& module_bytes) {
   try {
     torch::NoGradGuard no_grad;
     module->eval();
-    const torch::Tensor out = network.forward(torch::zeros({2, 1, 28, 28}));
+    const torch::Tensor out = network.forward(torch::zeros({2, kImageChannels, kImageSize, kImageSize}));
     if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != kClasses) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the TorchScript module maps [2, 1, 28, 28] to ", out.sizes().vec().size(),

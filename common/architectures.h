@@ -35,6 +35,12 @@
 
 namespace contrail {
 
+// What every architecture here takes and gives: one 28x28 channel in,
+// logits over 10 classes out.
+constexpr int64_t kImageChannels = 1;
+constexpr int64_t kImageSize = 28;
+constexpr int64_t kClasses = 10;
+
 struct Network {
   std::vector<std::pair<std::string, torch::Tensor>> parameters;
   std::vector<std::pair<std::string, torch::Tensor>> buffers;

@@ -50,8 +50,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromNetwork(
   if (!network.ok()) return network.status();
   ModelSpec spec;
   spec.set_architecture(architecture);
-  for (int64_t d : {1, 28, 28}) spec.add_input_shape(d);
-  spec.set_num_classes(10);
+  for (int64_t d : {kImageChannels, kImageSize, kImageSize}) spec.add_input_shape(d);
+  spec.set_num_classes(kClasses);
   std::vector<torch::Tensor> tensors;
   auto add = [&](const std::string& name, const torch::Tensor& t, bool buffer) {
     TensorSpec* ts = spec.add_tensors();
