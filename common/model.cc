@@ -1,7 +1,10 @@
 #include "common/model.h"
 
+#include <fstream>
+#include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/model_spec.h"
@@ -35,6 +38,23 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateFromTorchScript(
       FromNetwork(LoadTorchScript(module_bytes), absl::StrCat("torchscript:", name));
   if (model.ok()) (*model)->torchscript_module_ = module_bytes;
   return model;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& name_or_path,
+                                                   uint64_t seed) {
+  if (!absl::EndsWith(name_or_path, ".pt")) return Create(name_or_path, seed);
+  std::ifstream file(name_or_path, std::ios::binary);
+  if (!file) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open TorchScript file ", name_or_path));
+  }
+  std::ostringstream bytes;
+  bytes << file.rdbuf();
+  if (file.bad()) {
+    return absl::DataLossError(absl::StrCat("error reading ", name_or_path));
+  }
+  return CreateFromTorchScript(bytes.str(),
+                               name_or_path.substr(name_or_path.find_last_of('/') + 1));
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::CreateLike(const Model& other,

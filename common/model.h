@@ -43,6 +43,12 @@ class Model {
   static absl::StatusOr<std::unique_ptr<Model>> CreateFromTorchScript(
       const std::string& module_bytes, const std::string& name);
 
+  // A built-in architecture by name (Create), or the TorchScript file at
+  // `name_or_path` when it ends in ".pt" (CreateFromTorchScript, named by
+  // its file name). NOT_FOUND when the file cannot be read.
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& name_or_path,
+                                                     uint64_t seed);
+
   // A new model of the same architecture: freshly initialised from `seed`
   // for built-in architectures, the saved weights for TorchScript ones.
   static absl::StatusOr<std::unique_ptr<Model>> CreateLike(const Model& other,

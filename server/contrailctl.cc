@@ -14,6 +14,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -65,9 +67,19 @@ grpc::Status GetStatus(const std::string& target, contrail::StatusResponse* out)
   return stub->GetStatus(NewContext().get(), contrail::StatusRequest(), out);
 }
 
+// "done", "serving_disconnected": the phase as people read it.
+std::string PhaseName(contrail::Phase phase) {
+  return absl::AsciiStrToLower(contrail::Phase_Name(phase));
+}
+
 void PrintStatus(const contrail::StatusResponse& s) {
   std::printf("role: %s\n", s.role().c_str());
-  std::printf("phase: %s\n", s.phase().c_str());
+  std::printf("phase: %s\n", PhaseName(s.phase()).c_str());
+  if (s.phase() == contrail::FAILED) {
+    std::printf("error: %s: %s\n",
+                absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())).c_str(),
+                s.error_message().c_str());
+  }
   std::printf("model: %s\n", s.spec().architecture().c_str());
   std::printf("parameters: %llu\n", static_cast<unsigned long long>(s.parameters()));
   std::printf("fingerprint: %016llx\n",
@@ -172,16 +184,16 @@ int Compare() {
     if (!rpc.ok()) return RpcFailed("GetStatus on", trainer, rpc);
     rpc = GetStatus(server, &s);
     if (!rpc.ok()) return RpcFailed("GetStatus on", server, rpc);
-    const bool finished = t.phase() == "done" || t.phase() == "failed" ||
-                          t.phase() == "stopped";
+    const bool finished = t.phase() == contrail::DONE || t.phase() == contrail::FAILED ||
+                          t.phase() == contrail::STOPPED;
     if ((finished && s.version() == t.version()) || absl::Now() >= deadline) break;
     absl::SleepFor(absl::Milliseconds(200));
   }
   std::printf("%-10s %-10s %-10s %-18s\n", "", "phase", "version", "checksum");
-  std::printf("%-10s %-10s %-10llu %016llx\n", "trainer", t.phase().c_str(),
+  std::printf("%-10s %-10s %-10llu %016llx\n", "trainer", PhaseName(t.phase()).c_str(),
               static_cast<unsigned long long>(t.version()),
               static_cast<unsigned long long>(t.checksum()));
-  std::printf("%-10s %-10s %-10llu %016llx\n", "server", s.phase().c_str(),
+  std::printf("%-10s %-10s %-10llu %016llx\n", "server", PhaseName(s.phase()).c_str(),
               static_cast<unsigned long long>(s.version()),
               static_cast<unsigned long long>(s.checksum()));
   const bool identical = t.version() == s.version() && t.checksum() == s.checksum();

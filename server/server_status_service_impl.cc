@@ -10,10 +10,9 @@ grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext*,
   response->set_role("server");
   std::shared_ptr<const LiveModel::Version> served = live_->Current();
   if (served == nullptr) {
-    response->set_phase("waiting");
+    response->set_phase(WAITING);
   } else {
-    response->set_phase(subscriber_->connected() ? "serving"
-                                                 : "serving_disconnected");
+    response->set_phase(subscriber_->connected() ? SERVING : SERVING_DISCONNECTED);
     *response->mutable_spec() = served->model->spec();
     response->set_parameters(ModelSize(served->model->spec()));
     response->set_version(served->version);

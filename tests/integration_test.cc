@@ -45,6 +45,7 @@
 #include "proto/contrail.grpc.pb.h"
 #include "server/live_model.h"
 #include "tests/test_util/idx_writer.h"
+#include "tests/test_util/runfiles.h"
 
 namespace contrail {
 namespace {
@@ -72,11 +73,7 @@ std::string TestTmpDir() {
   return dir != nullptr ? dir : "/tmp";
 }
 
-// Path of a binary this test depends on, e.g. "trainer/trainer".
-std::string Runfile(const std::string& path) {
-  const char* dir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(dir != nullptr ? dir : ".", "/contrail/", path);
-}
+using test::Runfile;
 
 std::string ReadFileOrEmpty(const std::string& path) {
   std::ifstream file(path);
@@ -385,7 +382,7 @@ class IntegrationTest : public ::testing::Test {
       absl::StatusOr<StatusResponse> status = client.GetStatus();
       if (!status.ok()) return status.status();
       if (done(*status)) return status;
-      if (status->phase() == "failed") {
+      if (status->phase() == FAILED) {
         return absl::InternalError(absl::StrCat("failed while waiting for ", what));
       }
       if (absl::Now() >= deadline) {
@@ -399,7 +396,7 @@ class IntegrationTest : public ::testing::Test {
 
   static absl::StatusOr<StatusResponse> WaitUntilTrainerDone(Client& trainer) {
     return WaitForStatus(trainer, "end of the stream",
-                         [](const StatusResponse& s) { return s.phase() == "done"; });
+                         [](const StatusResponse& s) { return s.phase() == DONE; });
   }
 
   // Waits until the server holds the trainer's model, bit for bit; the
@@ -477,8 +474,8 @@ TEST_F(IntegrationTest, ServerFollowsStreamingTrainerToTheIdenticalModel) {
       last_version = response.version();
       versions.insert(response.version());
     }
-    ASSERT_NE(trainer_status->phase(), "failed");
-    if (trainer_status->phase() == "done") break;
+    ASSERT_NE(trainer_status->phase(), FAILED);
+    if (trainer_status->phase() == DONE) break;
     absl::SleepFor(kPollInterval);
   }
   // The server answered from several versions while the stream ran.
@@ -494,7 +491,7 @@ TEST_F(IntegrationTest, ServerFollowsStreamingTrainerToTheIdenticalModel) {
       WaitUntilServerHolds(server_client, *trainer_status);
   ASSERT_TRUE(server_status.ok()) << server_status.status();
   EXPECT_EQ(server_status->role(), "server");
-  EXPECT_EQ(server_status->phase(), "serving");
+  EXPECT_EQ(server_status->phase(), SERVING);
   EXPECT_EQ(server_status->version(), trainer_status->version());
   EXPECT_EQ(server_status->checksum(), trainer_status->checksum());
   EXPECT_EQ(server_status->checksum(), trainer_status->trainer_checksum());
@@ -607,7 +604,7 @@ TEST_F(IntegrationTest, ServerOutlivesItsTrainerAndFollowsTheRestartedOne) {
   trainer->process->Kill();
   absl::StatusOr<StatusResponse> orphaned = WaitForStatus(
       server_client, "server noticing its trainer is gone",
-      [](const StatusResponse& s) { return s.phase() == "serving_disconnected"; });
+      [](const StatusResponse& s) { return s.phase() == SERVING_DISCONNECTED; });
   ASSERT_TRUE(orphaned.ok()) << orphaned.status();
   EXPECT_EQ(orphaned->version(), first->version());
   EXPECT_EQ(orphaned->checksum(), first->checksum());
@@ -631,7 +628,7 @@ TEST_F(IntegrationTest, ServerOutlivesItsTrainerAndFollowsTheRestartedOne) {
       WaitUntilServerHolds(server_client, *second);
   ASSERT_TRUE(server_status.ok()) << server_status.status();
   EXPECT_EQ(server_status->checksum(), second->trainer_checksum());
-  EXPECT_EQ(server_status->phase(), "serving");
+  EXPECT_EQ(server_status->phase(), SERVING);
 }
 
 TEST_F(IntegrationTest, DaemonsGivenAPortInUseExitWithOneLine) {

@@ -413,7 +413,11 @@ class IterationRunner {
     const torch::Tensor labels = stream_->labels.index_select(0, index);
 
     const Clock::time_point step_start = Clock::now();
-    step_->Run(inputs, labels, sparse);
+    const absl::StatusOr<double> loss = step_->Run(inputs, labels, sparse);
+    if (!loss.ok()) {
+      std::fprintf(stderr, "sparse_bench: %s\n", loss.status().ToString().c_str());
+      std::exit(1);
+    }
     const double step_ms = MsSince(step_start);
 
     double publish_ms = 0;

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -84,6 +85,11 @@ std::string Percent(double fraction) {
 
 absl::Status CheckArchitecture(const std::string& model,
                                const std::string& where) {
+  if (absl::EndsWith(model, ".pt")) {
+    if (access(model.c_str(), R_OK) == 0) return absl::OkStatus();
+    return absl::NotFoundError(
+        absl::StrCat(where, "model: cannot read TorchScript file ", model));
+  }
   const std::vector<std::string> known = Model::Architectures();
   if (std::find(known.begin(), known.end(), model) != known.end()) {
     return absl::OkStatus();
@@ -410,9 +416,9 @@ absl::StatusOr<ExperimentResult> ExperimentRunner::RunOne(const Plan& plan) cons
   const ExperimentConfig& config = plan.config;
   const StreamTrainer::Options& options = plan.trainer;
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                            Model::Create(config.model(), options.seed));
+                            Model::Load(config.model(), options.seed));
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> served,
-                            Model::Create(config.model(), options.seed));
+                            Model::CreateLike(*model, options.seed));
   // The trainer owns the served model from here on and keeps it alive until
   // it is destroyed; nothing writes it once the training thread has ended.
   Model* const served_model = served.get();
@@ -424,12 +430,12 @@ absl::StatusOr<ExperimentResult> ExperimentRunner::RunOne(const Plan& plan) cons
       StreamTrainer::Create(options, train_, std::move(model), std::move(served),
                             &publisher));
   trainer->Start();
-  trainer->WaitUntilFinished(absl::InfiniteDuration());
+  const absl::Status outcome = trainer->WaitUntilFinished(absl::InfiniteDuration());
   const StreamTrainer::Stats stats = trainer->stats();
-  if (stats.phase != "done") {
-    return absl::InternalError(absl::StrCat(
-        "training ended in phase \"", stats.phase, "\" after ",
-        stats.examples_seen, " streamed examples (see the log)"));
+  if (!outcome.ok()) {
+    return absl::Status(outcome.code(),
+                        absl::StrCat("training stopped after ", stats.examples_seen,
+                                     " streamed examples: ", outcome.message()));
   }
 
   // The test set shows the concept at the end of the stream.

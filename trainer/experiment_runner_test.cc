@@ -16,10 +16,13 @@
 #include "gtest/gtest.h"
 #include "proto/experiment.pb.h"
 #include "tests/test_util/idx_writer.h"
+#include "tests/test_util/runfiles.h"
+#include "tests/test_util/status_matchers.h"
 
 namespace contrail {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr int64_t kTrainCount = 1000;
@@ -289,6 +292,28 @@ TEST_F(ExperimentGridValidationTest, RejectsUnknownModelAndEmptyGrid) {
 
 TEST_F(ExperimentGridValidationTest, ValidGridFailsOnlyOnTheMissingData) {
   EXPECT_EQ(CreateStatus(GridWithMissingData()).code(), absl::StatusCode::kNotFound);
+}
+
+// A training step that fails (the TorchScript module raises in its 11th
+// training forward pass, in the stream) fails the run, naming the config
+// and the error, instead of reporting a stream that stopped early.
+TEST(ExperimentRunnerFailureTest, FailedTrainingStepFailsTheRun) {
+  ASSERT_OK(test::WriteSyntheticFashionMnist(DataDir(), kTrainCount, kTestCount,
+                                             /*seed=*/7));
+  ExperimentGrid grid = SmallGrid();
+  grid.set_model(test::Runfile("tests/failing_cnn.pt"));
+  grid.clear_configs();
+  ExperimentConfig* config = grid.add_configs();
+  config->set_name("doomed");
+  config->set_sparsity("topk");
+  config->set_ratio(0.01);
+  absl::StatusOr<std::unique_ptr<ExperimentRunner>> runner =
+      ExperimentRunner::Create(grid);
+  ASSERT_OK(runner);
+  EXPECT_THAT((*runner)->Run(),
+              StatusIs(absl::StatusCode::kInternal,
+                       AllOf(HasSubstr("config \"doomed\""),
+                             HasSubstr("injected fault: training step failed"))));
 }
 
 TEST(ParseExperimentGridTest, ReportsTheSourceAndLine) {

@@ -86,20 +86,6 @@ namespace {
   std::exit(2);
 }
 
-// A built-in architecture by name, or a TorchScript file by path.
-absl::StatusOr<std::unique_ptr<contrail::Model>> CreateModel(const std::string& model,
-                                                             uint64_t seed) {
-  if (!absl::EndsWith(model, ".pt")) return contrail::Model::Create(model, seed);
-  std::ifstream file(model, std::ios::binary);
-  if (!file) {
-    return absl::NotFoundError(absl::StrCat("cannot open TorchScript file ", model));
-  }
-  std::ostringstream bytes;
-  bytes << file.rdbuf();
-  const std::string name = model.substr(model.find_last_of('/') + 1);
-  return contrail::Model::CreateFromTorchScript(bytes.str(), name);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -143,7 +129,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
   if (absl::GetFlag(FLAGS_retain_updates) < 1) Fail("--retain_updates must be >= 1");
 
-  auto model = CreateModel(absl::GetFlag(FLAGS_model), options.seed);
+  auto model = contrail::Model::Load(absl::GetFlag(FLAGS_model), options.seed);
   if (!model.ok()) Fail(absl::StrCat("--model: ", model.status().message()));
   auto mirror = contrail::Model::CreateLike(**model, options.seed);
   if (!mirror.ok()) Fail(std::string(mirror.status().message()));

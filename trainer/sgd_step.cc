@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "common/model_spec.h"
 
 namespace contrail {
@@ -24,8 +25,20 @@ SgdStep::SgdStep(Model* model, const SparseOptimizer::Options& optimizer,
       optimizer_(optimizer, ParameterSizes(*model)),
       selector_(sparsity, ParameterSizes(*model)) {}
 
-double SgdStep::Run(const torch::Tensor& inputs, const torch::Tensor& labels,
-                    bool sparse) {
+absl::StatusOr<double> SgdStep::Run(const torch::Tensor& inputs,
+                                    const torch::Tensor& labels, bool sparse) {
+  try {
+    return RunOrThrow(inputs, labels, sparse);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("training step failed: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("training step failed: ", e.what()));
+  }
+}
+
+double SgdStep::RunOrThrow(const torch::Tensor& inputs, const torch::Tensor& labels,
+                           bool sparse) {
   model_->SetTraining(true);
   model_->ZeroGradients();
   const torch::Tensor loss =

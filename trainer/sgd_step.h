@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "common/model.h"
 #include "common/sparse_selector.h"
 #include "trainer/sparse_optimizer.h"
@@ -27,13 +28,18 @@ class SgdStep {
   // Trains on `inputs` [N] + input shape with class `labels` [N] (int64).
   // Sparse per the selector's options when `sparse`, dense otherwise.
   // Returns the loss before the step, or NaN when the loss was not finite
-  // and the step was skipped. Throws c10::Error on malformed tensors.
-  double Run(const torch::Tensor& inputs, const torch::Tensor& labels,
+  // and the step was skipped. INTERNAL when LibTorch fails (malformed
+  // tensors, an error raised inside a TorchScript module): the model may
+  // then be partly updated.
+  absl::StatusOr<double> Run(const torch::Tensor& inputs, const torch::Tensor& labels,
              bool sparse);
 
   int64_t skipped_steps() const { return skipped_steps_; }
 
  private:
+  double RunOrThrow(const torch::Tensor& inputs, const torch::Tensor& labels,
+                    bool sparse);
+
   Model* const model_;
   const bool sparsity_enabled_;
   SparseOptimizer optimizer_;

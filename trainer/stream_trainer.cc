@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/model_spec.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace contrail {
@@ -144,8 +145,13 @@ void StreamTrainer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool StreamTrainer::WaitUntilFinished(absl::Duration timeout) {
-  return finished_.WaitForNotificationWithTimeout(timeout);
+absl::Status StreamTrainer::WaitUntilFinished(absl::Duration timeout) {
+  if (!finished_.WaitForNotificationWithTimeout(timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "training has not finished after ", absl::FormatDuration(timeout)));
+  }
+  absl::MutexLock lock(&mu_);
+  return stats_.outcome;
 }
 
 StreamTrainer::Stats StreamTrainer::stats() const {
@@ -153,27 +159,52 @@ StreamTrainer::Stats StreamTrainer::stats() const {
   return stats_;
 }
 
-void StreamTrainer::SetPhase(const std::string& phase) {
+void StreamTrainer::SetPhase(Phase phase) {
   absl::MutexLock lock(&mu_);
   stats_.phase = phase;
 }
 
+absl::Status StreamTrainer::Interrupted() const {
+  if (!stop_.HasBeenNotified()) return absl::OkStatus();
+  return absl::CancelledError("training was stopped before the stream ended");
+}
+
 void StreamTrainer::Run() {
+  absl::Status outcome;
+  // The LibTorch calls below report errors as Status; this is the last
+  // line of defence, so that no exception ends the process.
   try {
-    InitialTraining();
-    if (!stop_.HasBeenNotified()) Stream();
-    SetPhase(stop_.HasBeenNotified() ? "stopped" : "done");
+    outcome = TrainAndDeploy();
   } catch (const c10::Error& e) {
-    spdlog::error("training failed: {}", e.what_without_backtrace());
-    SetPhase("failed");
+    outcome = absl::InternalError(
+        absl::StrCat("LibTorch: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    outcome = absl::InternalError(e.what());
+  }
+  if (!outcome.ok() && !absl::IsCancelled(outcome)) {
+    spdlog::error("training failed: {}", outcome.ToString());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.outcome = outcome;
+    stats_.phase = outcome.ok()                 ? DONE
+                   : absl::IsCancelled(outcome) ? STOPPED
+                                                : FAILED;
   }
   finished_.Notify();
 }
 
-double StreamTrainer::TrainStep(const std::vector<int64_t>& batch, bool sparse) {
+absl::Status StreamTrainer::TrainAndDeploy() {
+  CONTRAIL_RETURN_IF_ERROR(InitialTraining());
+  return Stream();
+}
+
+absl::StatusOr<double> StreamTrainer::TrainStep(const std::vector<int64_t>& batch,
+                                                bool sparse) {
   const torch::Tensor index = torch::tensor(batch, torch::kLong);
-  const double loss =
-      step_->Run(images_.index_select(0, index), labels_.index_select(0, index), sparse);
+  CONTRAIL_ASSIGN_OR_RETURN(
+      const double loss,
+      step_->Run(images_.index_select(0, index), labels_.index_select(0, index), sparse));
   if (!std::isfinite(loss)) {
     absl::MutexLock lock(&mu_);
     ++stats_.skipped_steps;
@@ -181,14 +212,15 @@ double StreamTrainer::TrainStep(const std::vector<int64_t>& batch, bool sparse) 
   return loss;
 }
 
-int64_t StreamTrainer::CountCorrect(Model& model, int64_t begin, int64_t end) {
+absl::StatusOr<int64_t> StreamTrainer::CountCorrect(Model& model, int64_t begin,
+                                                    int64_t end) {
   c10::InferenceMode inference;
   model.SetTraining(false);
   const torch::Tensor logits = model.Forward(images_.slice(0, begin, end));
   return logits.argmax(1).eq(labels_.slice(0, begin, end)).sum().item<int64_t>();
 }
 
-bool StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string& what) {
+absl::Status StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string& what) {
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   const absl::Time start = absl::Now();
@@ -197,11 +229,12 @@ bool StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string& what) 
     double loss_sum = 0;
     int64_t steps = 0;
     for (int64_t begin = 0; begin < n; begin += options_.batch_size) {
-      if (stop_.HasBeenNotified()) return false;
+      CONTRAIL_RETURN_IF_ERROR(Interrupted());
       const int64_t end = std::min(n, begin + options_.batch_size);
-      const double loss = TrainStep(
-          std::vector<int64_t>(order.begin() + begin, order.begin() + end),
-          /*sparse=*/false);
+      CONTRAIL_ASSIGN_OR_RETURN(
+          const double loss,
+          TrainStep(std::vector<int64_t>(order.begin() + begin, order.begin() + end),
+                    /*sparse=*/false));
       if (std::isfinite(loss)) {
         loss_sum += loss;
         ++steps;
@@ -209,7 +242,9 @@ bool StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string& what) 
     }
     int64_t correct = 0;
     for (int64_t begin = 0; begin < n; begin += 1000) {
-      correct += CountCorrect(*model_, begin, std::min(n, begin + 1000));
+      CONTRAIL_ASSIGN_OR_RETURN(const int64_t batch_correct,
+                                CountCorrect(*model_, begin, std::min(n, begin + 1000)));
+      correct += batch_correct;
     }
     spdlog::info("{}: epoch {}/{} on {} examples, mean loss {:.4f}, "
                  "training accuracy {:.4f}, {:.1f} s",
@@ -217,15 +252,13 @@ bool StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string& what) 
                  static_cast<double>(correct) / n,
                  absl::ToDoubleSeconds(absl::Now() - start));
   }
-  return true;
+  return absl::OkStatus();
 }
 
-void StreamTrainer::InitialTraining() {
-  SetPhase("initial_training");
-  if (!TrainEpochs(options_.initial_examples, options_.initial_epochs,
-                   "initial training")) {
-    return;
-  }
+absl::Status StreamTrainer::InitialTraining() {
+  SetPhase(INITIAL_TRAINING);
+  CONTRAIL_RETURN_IF_ERROR(TrainEpochs(options_.initial_examples,
+                                       options_.initial_epochs, "initial training"));
   publisher_->Start(AsConst(model_->Views()));
   const uint64_t checksum = model_->Checksum();
   {
@@ -235,40 +268,34 @@ void StreamTrainer::InitialTraining() {
   }
   spdlog::info("deployed the initial model as version 1 (checksum {:016x})",
                checksum);
+  return absl::OkStatus();
 }
 
-bool StreamTrainer::Retrain(int64_t n) {
+absl::Status StreamTrainer::Retrain(int64_t n) {
   int64_t round;
   {
     absl::MutexLock lock(&mu_);
     round = stats_.retrains + 1;
   }
   // Fresh weights and a fresh optimizer, as retraining from scratch does.
-  absl::StatusOr<std::unique_ptr<Model>> fresh =
-      Model::CreateLike(*model_, options_.seed + round);
-  if (!fresh.ok()) {
-    spdlog::error("full retraining: {}", fresh.status().ToString());
-    return false;
-  }
-  if (!model_->CopyFrom(**fresh).ok()) return false;
+  CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> fresh,
+                            Model::CreateLike(*model_, options_.seed + round));
+  CONTRAIL_RETURN_IF_ERROR(model_->CopyFrom(*fresh));
   step_ = std::make_unique<SgdStep>(model_.get(), options_.optimizer,
                                     options_.sparsity);
-  if (!TrainEpochs(n, options_.retrain_epochs,
-                   absl::StrCat("full retraining ", round))) {
-    return false;
-  }
+  CONTRAIL_RETURN_IF_ERROR(TrainEpochs(n, options_.retrain_epochs,
+                                       absl::StrCat("full retraining ", round)));
   absl::MutexLock lock(&mu_);
   stats_.retrains = round;
-  return true;
+  return absl::OkStatus();
 }
 
-bool StreamTrainer::PublishChanges() {
+absl::Status StreamTrainer::PublishChanges() {
   absl::StatusOr<UpdatePublisher::PublishResult> published =
       publisher_->Publish(AsConst(model_->Views()));
   if (!published.ok()) {
-    spdlog::error("publishing failed: {}", published.status().ToString());
-    SetPhase("failed");
-    return false;
+    return absl::Status(published.status().code(),
+                        absl::StrCat("publishing failed: ", published.status().message()));
   }
   unsent_entries_ = published->remaining_entries;
   if (published->published) {
@@ -277,19 +304,19 @@ bool StreamTrainer::PublishChanges() {
     stats_.entries_published += published->entries;
     stats_.payload_bytes_published += published->payload_bytes;
   }
-  return true;
+  return absl::OkStatus();
 }
 
-bool StreamTrainer::Flush(absl::Time deadline) {
+absl::Status StreamTrainer::Flush(absl::Time deadline) {
   // Each round sends the largest remaining differences. Every entry sent
   // moves the mirror strictly closer to the trainer (the codec drops
   // differences that round to zero), so this ends; it stops early when a
   // round finds nothing it can send.
   int64_t rounds = 0;
-  while (unsent_entries_ > 0 && absl::Now() < deadline &&
-         !stop_.HasBeenNotified()) {
+  while (unsent_entries_ > 0 && absl::Now() < deadline) {
+    CONTRAIL_RETURN_IF_ERROR(Interrupted());
     const uint64_t before = publisher_->version();
-    if (!PublishChanges()) return false;
+    CONTRAIL_RETURN_IF_ERROR(PublishChanges());
     if (publisher_->version() == before) break;
     ++rounds;
   }
@@ -297,11 +324,11 @@ bool StreamTrainer::Flush(absl::Time deadline) {
     spdlog::info("flushed in {} more updates; {} entries still differ",
                  rounds, unsent_entries_);
   }
-  return true;
+  return absl::OkStatus();
 }
 
-void StreamTrainer::Stream() {
-  SetPhase("streaming");
+absl::Status StreamTrainer::Stream() {
+  SetPhase(STREAMING);
   const int64_t first = options_.initial_examples;
   const int64_t last = first + options_.stream_examples;
   const int64_t model_size = ModelSize(model_->spec());
@@ -323,39 +350,46 @@ void StreamTrainer::Stream() {
       // then, send what the deploy budget held back.
       const absl::Time arrival =
           start + absl::Seconds((end - first) / options_.replay_rate);
-      if (!Flush(arrival)) return;
+      CONTRAIL_RETURN_IF_ERROR(Flush(arrival));
       stop_.WaitForNotificationWithTimeout(arrival - absl::Now());
     }
-    if (stop_.HasBeenNotified()) return;
+    CONTRAIL_RETURN_IF_ERROR(Interrupted());
     // Prequential: test on the new examples before training on them, with
     // the trainer's model and with the model the servers hold (the same
     // answers, without a second forward pass, when the two are identical).
-    const int64_t correct = CountCorrect(*model_, begin, end);
-    const int64_t served_correct = publisher_->mirror_checksum() == checksum
-                                       ? correct
-                                       : CountCorrect(*served_, begin, end);
+    CONTRAIL_ASSIGN_OR_RETURN(const int64_t correct,
+                              CountCorrect(*model_, begin, end));
+    int64_t served_correct = correct;
+    if (publisher_->mirror_checksum() != checksum) {
+      CONTRAIL_ASSIGN_OR_RETURN(served_correct, CountCorrect(*served_, begin, end));
+    }
     double loss = std::nan("");
     if (options_.mode == TrainingMode::kFull) {
       // The deployed model stays until the next retraining finishes.
       if (end - first >= next_retrain) {
         next_retrain += options_.retrain_every;
-        if (!Retrain(end)) return;
-        if (!PublishChanges() || !Flush(absl::InfiniteFuture())) return;
+        CONTRAIL_RETURN_IF_ERROR(Retrain(end));
+        CONTRAIL_RETURN_IF_ERROR(PublishChanges());
+        CONTRAIL_RETURN_IF_ERROR(Flush(absl::InfiniteFuture()));
       }
     } else {
       fresh.resize(end - begin);
       std::iota(fresh.begin(), fresh.end(), begin);
-      loss = TrainStep(
-          sampler_.FormBatch(fresh, /*history_size=*/begin, options_.batch_size),
-          /*sparse=*/true);
+      CONTRAIL_ASSIGN_OR_RETURN(
+          loss, TrainStep(sampler_.FormBatch(fresh, /*history_size=*/begin,
+                                             options_.batch_size),
+                          /*sparse=*/true));
       ++steps;
       // Deployment waits for the first warmup_updates steps (the paper saw
       // an early dip it blamed on Adam's warm start).
-      if (steps > options_.warmup_updates && !PublishChanges()) return;
+      if (steps > options_.warmup_updates) CONTRAIL_RETURN_IF_ERROR(PublishChanges());
     }
     const bool last_step = end == last;
     // The end of the stream deploys whatever is still held back.
-    if (last_step && (!PublishChanges() || !Flush(absl::InfiniteFuture()))) return;
+    if (last_step) {
+      CONTRAIL_RETURN_IF_ERROR(PublishChanges());
+      CONTRAIL_RETURN_IF_ERROR(Flush(absl::InfiniteFuture()));
+    }
     checksum = model_->Checksum();
     Stats snapshot;
     {
@@ -391,6 +425,7 @@ void StreamTrainer::Stream() {
           absl::ToDoubleSeconds(snapshot.stream_time));
     }
   }
+  return absl::OkStatus();
 }
 
 }  // namespace contrail

@@ -12,7 +12,8 @@
 // Lifecycle: Create(), Start() runs the loop on its own thread (the
 // training thread, which owns the model, optimizer, selector and sampler),
 // Stop() (or the destructor) interrupts it and joins. When the stream ends
-// the thread exits and phase becomes "done"; the publisher keeps serving.
+// the thread exits with phase DONE (or FAILED, with the error as the
+// outcome); the publisher keeps serving.
 // Thread-safety: stats() is thread-safe; Start() and Stop() are called by
 // the owner thread.
 #ifndef CONTRAIL_TRAINER_STREAM_TRAINER_H_
@@ -100,7 +101,10 @@ class StreamTrainer {
   };
 
   struct Stats {
-    std::string phase = "starting";  // initial_training, streaming, done, failed
+    Phase phase = STARTING;
+    // Why training ended: OK when DONE, CANCELLED when STOPPED, the error
+    // when FAILED; OK while it runs.
+    absl::Status outcome;
     int64_t examples_seen = 0;       // streamed examples tested and trained on
     int64_t correct = 0;             // of those, predicted right before training
     int64_t served_correct = 0;      // ... by the served model (the mirror)
@@ -142,9 +146,11 @@ class StreamTrainer {
   void Start();
   // Interrupts the training thread at the next step and joins it.
   void Stop();
-  // Blocks until the training thread has finished (stream done or failed)
-  // or `timeout` passes; true when finished.
-  bool WaitUntilFinished(absl::Duration timeout);
+  // Blocks until the training thread has finished or `timeout` passes.
+  // The outcome: OK when the stream was trained and deployed to the end,
+  // CANCELLED when Stop() interrupted it, the error that ended it when it
+  // failed; DEADLINE_EXCEEDED when it has not finished in time.
+  absl::Status WaitUntilFinished(absl::Duration timeout);
 
   Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -153,26 +159,30 @@ class StreamTrainer {
                 std::unique_ptr<Model> model, std::unique_ptr<Model> served,
                 UpdatePublisher* publisher);
 
+  // The training thread's body: records the outcome and the final phase.
   void Run();
-  void InitialTraining();
-  // Dense epochs over examples [0, n) in shuffled mini-batches; false when
-  // interrupted. `what` names the work in the log.
-  bool TrainEpochs(int64_t n, int epochs, const std::string& what);
+  // Initial training, then the stream. CANCELLED when interrupted.
+  absl::Status TrainAndDeploy();
+  absl::Status InitialTraining();
+  // Dense epochs over examples [0, n) in shuffled mini-batches. `what`
+  // names the work in the log.
+  absl::Status TrainEpochs(int64_t n, int epochs, const std::string& what);
   // Full retraining: fresh weights and optimizer, epochs over [0, n).
-  bool Retrain(int64_t n);
-  void Stream();
+  absl::Status Retrain(int64_t n);
+  absl::Status Stream();
   // One SgdStep over the examples `batch`; returns its loss (NaN: skipped).
-  double TrainStep(const std::vector<int64_t>& batch, bool sparse);
+  absl::StatusOr<double> TrainStep(const std::vector<int64_t>& batch, bool sparse);
   // Predictions of `model` for examples [begin, end), counted against
   // their labels.
-  int64_t CountCorrect(Model& model, int64_t begin, int64_t end);
-  // Publishes trainer - mirror and counts it; false (phase "failed") when
-  // the publisher fails.
-  bool PublishChanges();
+  absl::StatusOr<int64_t> CountCorrect(Model& model, int64_t begin, int64_t end);
+  // Publishes trainer - mirror and counts it.
+  absl::Status PublishChanges();
   // Publishes what earlier updates left unsent until none is left, no
-  // progress is made, or `deadline` passes; false on failure.
-  bool Flush(absl::Time deadline);
-  void SetPhase(const std::string& phase) ABSL_LOCKS_EXCLUDED(mu_);
+  // progress is made, or `deadline` passes.
+  absl::Status Flush(absl::Time deadline);
+  // CANCELLED once Stop() was called.
+  absl::Status Interrupted() const;
+  void SetPhase(Phase phase) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.
   const Options options_;

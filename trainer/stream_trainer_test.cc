@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/idx_writer.h"
+#include "tests/test_util/status_matchers.h"
 #include "trainer/update_publisher.h"
 
 namespace contrail {
@@ -102,8 +103,8 @@ class StreamTrainerTest : public ::testing::Test {
     return run;
   }
 
-  // Runs to the end of the stream; false on a deadline miss.
-  static bool RunToEnd(TrainingRun& run) {
+  // Runs to the end of the stream; the trainer's outcome.
+  static absl::Status RunToEnd(TrainingRun& run) {
     run.trainer->Start();
     return run.trainer->WaitUntilFinished(kFinishDeadline);
   }
@@ -137,10 +138,10 @@ TEST_F(StreamTrainerTest, SparseRunFinishesWithMirrorEqualToTrainer) {
     SCOPED_TRACE(architecture);
     absl::StatusOr<TrainingRun> run = MakeRun(SmallOptions(), architecture);
     ASSERT_TRUE(run.ok()) << run.status();
-    ASSERT_TRUE(RunToEnd(*run)) << "the stream did not finish in time";
+    ASSERT_OK(RunToEnd(*run));
 
     const StreamTrainer::Stats stats = run->trainer->stats();
-    EXPECT_EQ(stats.phase, "done");
+    EXPECT_EQ(stats.phase, DONE);
     EXPECT_EQ(stats.examples_seen, 200);
     EXPECT_EQ(stats.skipped_steps, 0);
     EXPECT_GE(stats.correct, 0);
@@ -188,9 +189,9 @@ TEST_F(StreamTrainerTest, RandomKRunKeepsMirrorEqualToTrainer) {
   options.sparsity.sparsity = Sparsity::kRandomK;
   absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(RunToEnd(*run));
+  ASSERT_OK(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
-  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(stats.phase, DONE);
   EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);
   for (const std::shared_ptr<const Update>& update : UpdatesAfterVersion1(*run)) {
     for (const TensorUpdate& tensor : update->tensors()) {
@@ -206,9 +207,9 @@ TEST_F(StreamTrainerTest, DenseRunKeepsMirrorEqualToTrainer) {
   options.sparsity.sparsity = Sparsity::kNone;
   absl::StatusOr<TrainingRun> run = MakeRun(options, "lenet5");
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(RunToEnd(*run));
+  ASSERT_OK(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
-  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(stats.phase, DONE);
   EXPECT_EQ(stats.examples_seen, 200);
   EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);
   EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
@@ -232,9 +233,9 @@ TEST_F(StreamTrainerTest, DenseStreamLearnsTheSyntheticClasses) {
   options.seed = 5;
   absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(RunToEnd(*run));
+  ASSERT_OK(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
-  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(stats.phase, DONE);
   EXPECT_EQ(stats.examples_seen, 600);
   // Chance is 0.1.
   EXPECT_GT(stats.prequential_accuracy(), 0.3);
@@ -248,9 +249,11 @@ TEST_F(StreamTrainerTest, StopInterruptsTheStream) {
   ASSERT_TRUE(run.ok()) << run.status();
   run->trainer->Start();
   run->trainer->Stop();
-  EXPECT_TRUE(run->trainer->WaitUntilFinished(absl::ZeroDuration()));
+  EXPECT_EQ(run->trainer->WaitUntilFinished(absl::ZeroDuration()).code(),
+            absl::StatusCode::kCancelled);
   const StreamTrainer::Stats stats = run->trainer->stats();
-  EXPECT_EQ(stats.phase, "stopped");
+  EXPECT_EQ(stats.phase, STOPPED);
+  EXPECT_EQ(stats.outcome.code(), absl::StatusCode::kCancelled);
   EXPECT_LT(stats.examples_seen, 200);
 }
 
@@ -298,7 +301,7 @@ TEST_F(StreamTrainerTest, OnlineModeTrainsOnEachNewExampleOnceInBatchesOfB) {
   options.sparsity.sparsity = Sparsity::kNone;
   absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(RunToEnd(*run));
+  ASSERT_OK(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
   EXPECT_EQ(stats.examples_seen, 200);
   // 200 examples in batches of b = 32 new ones: 7 steps (the last of 8).
@@ -316,9 +319,9 @@ TEST_F(StreamTrainerTest, FullRetrainingRestartsFromFreshWeights) {
   options.optimizer.lr = 1e-12;
   absl::StatusOr<TrainingRun> run = MakeRun(options, "lenet5");
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(RunToEnd(*run));
+  ASSERT_OK(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
-  EXPECT_EQ(stats.phase, "done");
+  EXPECT_EQ(stats.phase, DONE);
   EXPECT_EQ(stats.retrains, 2);
   EXPECT_EQ(stats.steps, 0);
   EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
@@ -346,7 +349,7 @@ TEST_F(StreamTrainerTest, WarmupHoldsDeploymentBackForItsSteps) {
   options.warmup_updates = 1000;  // longer than the stream
   absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(RunToEnd(*run));
+  ASSERT_OK(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
   EXPECT_EQ(stats.steps, 25);
   // Nothing went out while streaming; the end of the stream flushes what
@@ -358,7 +361,7 @@ TEST_F(StreamTrainerTest, WarmupHoldsDeploymentBackForItsSteps) {
 TEST_F(StreamTrainerTest, ServedPrequentialEqualsTrainersWhenUpdatesAreExact) {
   absl::StatusOr<TrainingRun> run = MakeRun(SmallOptions(), "lenet5");
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(RunToEnd(*run));
+  ASSERT_OK(RunToEnd(*run));
   const StreamTrainer::Stats stats = run->trainer->stats();
   EXPECT_EQ(stats.served_correct, stats.correct);
   ASSERT_FALSE(stats.curve.empty());

@@ -10,6 +10,10 @@ grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext*,
   const StreamTrainer::Stats stats = trainer_->stats();
   response->set_role("trainer");
   response->set_phase(stats.phase);
+  if (stats.phase == FAILED) {
+    response->set_error_code(static_cast<int32_t>(stats.outcome.code()));
+    response->set_error_message(std::string(stats.outcome.message()));
+  }
   *response->mutable_spec() = publisher_->spec();
   response->set_parameters(ModelSize(publisher_->spec()));
   response->set_version(publisher_->version());
