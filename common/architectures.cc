@@ -256,6 +256,11 @@ absl::StatusOr<Network> LoadTorchScript(const std::string& module_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("the TorchScript module does not take [N, 1, 28, 28] inputs: ",
                      e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    // The interpreter's own errors (torch::jit::JITException, raised by the
+    // module's code) are std::runtime_errors, not c10::Errors.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the TorchScript module does not take [N, 1, 28, 28] inputs: ", e.what()));
   }
   return network;
 }

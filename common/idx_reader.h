@@ -49,6 +49,10 @@ absl::StatusOr<LabelledImages> ReadIdxPair(const std::string& images_path,
 absl::StatusOr<LabelledImages> ReadFashionMnist(const std::string& dir,
                                                 bool train);
 
+// Where Debian's dataset-fashion-mnist installs the data: the default of
+// every --data_dir.
+inline constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
+
 }  // namespace contrail
 
 #endif  // CONTRAIL_COMMON_IDX_READER_H_

@@ -1,5 +1,9 @@
 #include "common/model.h"
 
+#include <torch/torch.h>
+
+#include <cmath>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -7,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/architectures.h"
 #include "common/model_spec.h"
 
 namespace contrail {
@@ -19,23 +24,42 @@ std::string DtypeName(const torch::Tensor& t) {
 
 }  // namespace
 
+struct Model::Impl {
+  Network network;
+  // Parameters then buffers; they share storage with network.
+  std::vector<torch::Tensor> tensors;
+};
+
+void SetLibTorchThreads(int threads) { torch::set_num_threads(threads); }
+
 std::vector<std::string> Model::Architectures() { return ArchitectureNames(); }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(
     const std::string& architecture, uint64_t seed) {
-  torch::manual_seed(seed);
   try {
-    return FromNetwork(BuildNetwork(architecture), architecture);
+    torch::manual_seed(seed);
+    absl::StatusOr<Network> network = BuildNetwork(architecture);
+    if (!network.ok()) return network.status();
+    auto impl = std::make_unique<Impl>();
+    impl->network = *std::move(network);
+    return FromImpl(std::move(impl), architecture);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("building ", architecture,
                                             " failed: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("building ", architecture, " failed: ", e.what()));
   }
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::CreateFromTorchScript(
     const std::string& module_bytes, const std::string& name) {
+  absl::StatusOr<Network> network = LoadTorchScript(module_bytes);
+  if (!network.ok()) return network.status();
+  auto impl = std::make_unique<Impl>();
+  impl->network = *std::move(network);
   absl::StatusOr<std::unique_ptr<Model>> model =
-      FromNetwork(LoadTorchScript(module_bytes), absl::StrCat("torchscript:", name));
+      FromImpl(std::move(impl), absl::StrCat("torchscript:", name));
   if (model.ok()) (*model)->torchscript_module_ = module_bytes;
   return model;
 }
@@ -65,14 +89,14 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateLike(const Model& other,
                                architecture.substr(architecture.find(':') + 1));
 }
 
-absl::StatusOr<std::unique_ptr<Model>> Model::FromNetwork(
-    absl::StatusOr<Network> network, const std::string& architecture) {
-  if (!network.ok()) return network.status();
+absl::StatusOr<std::unique_ptr<Model>> Model::FromImpl(
+    absl::StatusOr<std::unique_ptr<Impl>> impl, const std::string& architecture) {
+  if (!impl.ok()) return impl.status();
   ModelSpec spec;
   spec.set_architecture(architecture);
   for (int64_t d : {kImageChannels, kImageSize, kImageSize}) spec.add_input_shape(d);
   spec.set_num_classes(kClasses);
-  std::vector<torch::Tensor> tensors;
+  std::vector<torch::Tensor>& tensors = (*impl)->tensors;
   auto add = [&](const std::string& name, const torch::Tensor& t, bool buffer) {
     TensorSpec* ts = spec.add_tensors();
     ts->set_name(name);
@@ -81,9 +105,13 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromNetwork(
     ts->set_is_buffer(buffer);
     tensors.push_back(t);
   };
-  for (const auto& [name, t] : network->parameters) add(name, t, /*buffer=*/false);
+  Network& network = (*impl)->network;
+  // Models start in training mode (a TorchScript module may have been saved
+  // in either), so that training_ says what the network does.
+  network.set_training(true);
+  for (const auto& [name, t] : network.parameters) add(name, t, /*buffer=*/false);
   const int num_parameters = static_cast<int>(tensors.size());
-  for (const auto& [name, t] : network->buffers) add(name, t, /*buffer=*/true);
+  for (const auto& [name, t] : network.buffers) add(name, t, /*buffer=*/true);
   for (const torch::Tensor& t : tensors) {
     if (t.scalar_type() != torch::kFloat || !t.is_contiguous() || !t.device().is_cpu()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -91,21 +119,21 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromNetwork(
     }
   }
   spec.set_fingerprint(ComputeFingerprint(spec));
-  return std::unique_ptr<Model>(new Model(*std::move(network), std::move(spec),
-                                          std::move(tensors), num_parameters));
+  return std::unique_ptr<Model>(
+      new Model(*std::move(impl), std::move(spec), num_parameters));
 }
 
-Model::Model(Network network, ModelSpec spec, std::vector<torch::Tensor> tensors,
-             int num_parameter_tensors)
-    : network_(std::move(network)),
+Model::Model(std::unique_ptr<Impl> impl, ModelSpec spec, int num_parameter_tensors)
+    : impl_(std::move(impl)),
       spec_(std::move(spec)),
-      tensors_(std::move(tensors)),
       num_parameter_tensors_(num_parameter_tensors) {}
+
+Model::~Model() = default;
 
 TensorViews Model::Views() {
   TensorViews views;
-  views.reserve(tensors_.size());
-  for (torch::Tensor& t : tensors_) {
+  views.reserve(impl_->tensors.size());
+  for (torch::Tensor& t : impl_->tensors) {
     views.emplace_back(t.data_ptr<float>(), t.numel());
   }
   return views;
@@ -113,8 +141,8 @@ TensorViews Model::Views() {
 
 ConstTensorViews Model::Views() const {
   ConstTensorViews views;
-  views.reserve(tensors_.size());
-  for (const torch::Tensor& t : tensors_) {
+  views.reserve(impl_->tensors.size());
+  for (const torch::Tensor& t : impl_->tensors) {
     views.emplace_back(t.data_ptr<float>(), t.numel());
   }
   return views;
@@ -124,7 +152,7 @@ TensorViews Model::GradientViews() {
   TensorViews views;
   views.reserve(num_parameter_tensors_);
   for (int i = 0; i < num_parameter_tensors_; ++i) {
-    torch::Tensor grad = tensors_[i].grad();
+    torch::Tensor grad = impl_->tensors[i].grad();
     if (grad.defined()) {
       views.emplace_back(grad.data_ptr<float>(), grad.numel());
     } else {
@@ -136,8 +164,8 @@ TensorViews Model::GradientViews() {
 
 uint64_t Model::Checksum() const { return ChecksumTensors(Views()); }
 
-torch::Tensor Model::Forward(const torch::Tensor& inputs) {
-  return network_.forward(inputs);
+at::Tensor Model::Forward(const at::Tensor& inputs) {
+  return impl_->network.forward(inputs);
 }
 
 absl::Status Model::CheckInputShape(absl::Span<const int64_t> shape) const {
@@ -151,11 +179,79 @@ absl::Status Model::CheckInputShape(absl::Span<const int64_t> shape) const {
       "] with N >= 1, got [", absl::StrJoin(shape, ", "), "]"));
 }
 
-void Model::SetTraining(bool training) { network_.set_training(training); }
+absl::StatusOr<Model::Predictions> Model::Predict(absl::Span<const int64_t> shape,
+                                                  absl::Span<const float> values) const {
+  const absl::Status shape_ok = CheckInputShape(shape);
+  if (!shape_ok.ok()) return shape_ok;
+  const int64_t batch = shape[0];
+  int64_t expected = 1;
+  for (int64_t d : shape) expected *= d;
+  if (static_cast<int64_t>(values.size()) != expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shape [", absl::StrJoin(shape, ", "), "] needs ", expected,
+        " values, got ", values.size()));
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "value ", i, " (example ", i / (expected / batch), ") is not finite"));
+    }
+  }
+  if (training_) {
+    return absl::FailedPreconditionError(
+        "Predict needs the model in inference mode: call SetTraining(false) first");
+  }
+  const int64_t classes = spec_.num_classes();
+  Predictions out;
+  out.num_classes = classes;
+  try {
+    c10::InferenceMode inference;
+    const torch::Tensor inputs = torch::from_blob(
+        const_cast<float*>(values.data()),
+        std::vector<int64_t>(shape.begin(), shape.end()), torch::kFloat);
+    const torch::Tensor logits = impl_->network.forward(inputs);
+    if (logits.dim() != 2 || logits.size(0) != batch || logits.size(1) != classes) {
+      return absl::InternalError(absl::StrCat(
+          spec_.architecture(), " answered a batch of ", batch, " with logits of shape [",
+          absl::StrJoin(logits.sizes().vec(), ", "), "], expected [", batch, ", ",
+          classes, "]"));
+    }
+    const torch::Tensor probabilities =
+        torch::softmax(logits.to(torch::kFloat), /*dim=*/1).contiguous();
+    // The arg-max of the logits: softmax can round distinct logits to
+    // equal probabilities.
+    const torch::Tensor labels = logits.argmax(1).to(torch::kInt).contiguous();
+    out.probabilities.assign(probabilities.data_ptr<float>(),
+                             probabilities.data_ptr<float>() + probabilities.numel());
+    out.labels.assign(labels.data_ptr<int32_t>(),
+                      labels.data_ptr<int32_t>() + labels.numel());
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(spec_.architecture(), " inference failed: ",
+                                            e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat(spec_.architecture(), " inference failed: ", e.what()));
+  }
+  return out;
+}
+
+int64_t CountCorrect(const Model::Predictions& predictions,
+                     absl::Span<const int64_t> labels) {
+  int64_t correct = 0;
+  for (size_t i = 0; i < labels.size() && i < predictions.labels.size(); ++i) {
+    correct += predictions.labels[i] == labels[i];
+  }
+  return correct;
+}
+
+void Model::SetTraining(bool training) {
+  impl_->network.set_training(training);
+  training_ = training;
+}
 
 void Model::ZeroGradients() {
   for (int i = 0; i < num_parameter_tensors_; ++i) {
-    torch::Tensor grad = tensors_[i].mutable_grad();
+    torch::Tensor grad = impl_->tensors[i].mutable_grad();
     if (grad.defined()) grad.zero_();
   }
 }
@@ -167,8 +263,8 @@ absl::Status Model::CopyFrom(const Model& other) {
                      spec_.architecture(), ": fingerprints differ"));
   }
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    tensors_[i].copy_(other.tensors_[i]);
+  for (size_t i = 0; i < impl_->tensors.size(); ++i) {
+    impl_->tensors[i].copy_(other.impl_->tensors[i]);
   }
   return absl::OkStatus();
 }

@@ -1,19 +1,24 @@
-// The models contrail trains and serves, behind one small class that hides
-// LibTorch from the rest of the system: a Model exposes its parameters and
-// buffers as float spans in a fixed flattening order (parameters in
-// registration order, then buffers), described by a ModelSpec whose
-// fingerprint names the architecture, tensor names, shapes and dtypes.
+// The models contrail trains and serves, and the boundary behind which
+// LibTorch lives: a Model exposes its parameters and buffers as float spans
+// in a fixed flattening order (parameters in registration order, then
+// buffers), described by a ModelSpec whose fingerprint names the
+// architecture, tensor names, shapes and dtypes.
+//
+// Inference goes through Predict(), which validates its input, runs the
+// network in inference mode and turns every exception LibTorch or the
+// TorchScript interpreter throws into a Status. This header includes no
+// LibTorch header: code that only serves, versions or encodes models
+// compiles without them. Training code (trainer/sgd_step.cc) includes
+// <torch/torch.h> itself and uses Forward() and the gradient accessors.
 //
 // Architectures: see common/architectures.h.
 //
-// Lifecycle: Create() builds a freshly initialised model on the CPU. The
-// views stay valid for the Model's lifetime: training updates the tensors in
-// place. Not thread-safe for writes; concurrent Forward() calls in inference
-// mode on an unchanging model are safe.
+// Lifecycle: a factory builds a model on the CPU. The views stay valid for
+// the Model's lifetime: training updates the tensors in place. Not
+// thread-safe for writes; concurrent Predict() calls on an unchanging model
+// in inference mode (SetTraining(false)) are safe.
 #ifndef CONTRAIL_COMMON_MODEL_H_
 #define CONTRAIL_COMMON_MODEL_H_
-
-#include <torch/torch.h>
 
 #include <cstdint>
 #include <memory>
@@ -21,14 +26,30 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/architectures.h"
+#include "absl/types/span.h"
 #include "common/tensor_views.h"
 #include "proto/contrail.pb.h"
 
+// LibTorch's tensor, named without its headers for the training-side
+// methods below.
+namespace at {
+class Tensor;
+}  // namespace at
+
 namespace contrail {
+
+// LibTorch's intra-op threads for this process (a daemon's --threads).
+void SetLibTorchThreads(int threads);
 
 class Model {
  public:
+  // What Predict() answers for a batch of N examples.
+  struct Predictions {
+    int64_t num_classes = 0;
+    std::vector<float> probabilities;  // [N, num_classes], row-major softmax
+    std::vector<int32_t> labels;       // [N] arg-max of the logits
+  };
+
   // The architectures Create() knows, for --help texts.
   static std::vector<std::string> Architectures();
 
@@ -57,6 +78,7 @@ class Model {
   // The TorchScript file's bytes; empty for built-in architectures.
   const std::string& torchscript_module() const { return torchscript_module_; }
 
+  ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -73,13 +95,23 @@ class Model {
   // ChecksumTensors over Views().
   uint64_t Checksum() const;
 
-  // Logits [N, num_classes] for inputs [N] + input_shape. The caller picks
-  // grad or inference mode. Throws c10::Error on a malformed input: callers
-  // validate shapes first (see CheckInputShape).
-  torch::Tensor Forward(const torch::Tensor& inputs);
+  // Class probabilities and arg-max labels for `values`, N examples of
+  // shape `shape` ([N] + input_shape), in inference mode.
+  // INVALID_ARGUMENT for a wrong shape, an empty batch, a value count that
+  // does not match the shape or a non-finite value; FAILED_PRECONDITION in
+  // training mode; INTERNAL when the network fails or answers with another
+  // shape than [N, num_classes].
+  absl::StatusOr<Predictions> Predict(absl::Span<const int64_t> shape,
+                                      absl::Span<const float> values) const;
 
   // INVALID_ARGUMENT unless `shape` is [N] + input_shape with N >= 1.
   absl::Status CheckInputShape(absl::Span<const int64_t> shape) const;
+
+  // Training side, for code inside the LibTorch boundary (which includes
+  // <torch/torch.h> and catches what LibTorch throws): logits
+  // [N, num_classes] for inputs [N] + input_shape, with autograd as the
+  // caller's mode says. Throws on a malformed input.
+  at::Tensor Forward(const at::Tensor& inputs);
 
   // Training mode (dropout, batch-norm statistics) on or off.
   void SetTraining(bool training);
@@ -91,18 +123,23 @@ class Model {
   absl::Status CopyFrom(const Model& other);
 
  private:
-  Model(Network network, ModelSpec spec, std::vector<torch::Tensor> tensors,
-        int num_parameter_tensors);
-  static absl::StatusOr<std::unique_ptr<Model>> FromNetwork(
-      absl::StatusOr<Network> network, const std::string& architecture);
+  // The network and its tensors (LibTorch types), defined in model.cc.
+  struct Impl;
 
-  Network network_;
+  Model(std::unique_ptr<Impl> impl, ModelSpec spec, int num_parameter_tensors);
+  static absl::StatusOr<std::unique_ptr<Model>> FromImpl(
+      absl::StatusOr<std::unique_ptr<Impl>> impl, const std::string& architecture);
+
+  std::unique_ptr<Impl> impl_;
   ModelSpec spec_;
-  // Parameters then buffers; they share storage with network_.
-  std::vector<torch::Tensor> tensors_;
   int num_parameter_tensors_;
+  bool training_ = true;
   std::string torchscript_module_;
 };
+
+// How many of `predictions`' labels equal `labels` (same length).
+int64_t CountCorrect(const Model::Predictions& predictions,
+                     absl::Span<const int64_t> labels);
 
 }  // namespace contrail
 

@@ -9,26 +9,6 @@
 
 namespace contrail {
 
-absl::StatusOr<Sparsity> ParseSparsity(absl::string_view name) {
-  if (name == "none") return Sparsity::kNone;
-  if (name == "topk") return Sparsity::kTopK;
-  if (name == "randomk") return Sparsity::kRandomK;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown sparsity \"", name, "\"; expected none, topk or randomk"));
-}
-
-std::string SparsityName(Sparsity sparsity) {
-  switch (sparsity) {
-    case Sparsity::kNone:
-      return "none";
-    case Sparsity::kTopK:
-      return "topk";
-    case Sparsity::kRandomK:
-      return "randomk";
-  }
-  return "unknown";
-}
-
 int64_t KeepCount(int64_t n, double ratio) {
   if (n <= 0) return 0;
   const int64_t k = std::llround(ratio * static_cast<double>(n));

@@ -26,10 +26,6 @@ enum class Sparsity {
   kRandomK,  // k entries drawn uniformly without replacement
 };
 
-// "none", "topk", "randomk".
-absl::StatusOr<Sparsity> ParseSparsity(absl::string_view name);
-std::string SparsityName(Sparsity sparsity);
-
 // Entries kept from a tensor of n: round(ratio * n), at least 1, at most n.
 int64_t KeepCount(int64_t n, double ratio);
 

@@ -306,16 +306,6 @@ TEST(RandomK, ChoosesEveryIndexAboutKOverNOfTheTime) {
   }
 }
 
-TEST(SparsityNames, ParseAndNameRoundTrip) {
-  for (Sparsity s : {Sparsity::kNone, Sparsity::kTopK, Sparsity::kRandomK}) {
-    absl::StatusOr<Sparsity> parsed = ParseSparsity(SparsityName(s));
-    ASSERT_TRUE(parsed.ok()) << parsed.status();
-    EXPECT_EQ(*parsed, s);
-  }
-  EXPECT_EQ(ParseSparsity("dense").status().code(),
-            absl::StatusCode::kInvalidArgument);
-}
-
 class SparseSelectorTest : public ::testing::Test {
  protected:
   std::vector<float> RandomGradient(int64_t n) {

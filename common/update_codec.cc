@@ -125,6 +125,19 @@ absl::StatusOr<ValueEncoding> ParseValueEncoding(absl::string_view name) {
       "unknown value encoding \"", name, "\"; expected fp32, fp16 or bf16"));
 }
 
+std::string ValueEncodingName(ValueEncoding encoding) {
+  switch (encoding) {
+    case FP32_ASSIGN:
+      return "fp32";
+    case FP16_DELTA:
+      return "fp16";
+    case BF16_DELTA:
+      return "bf16";
+    default:
+      return absl::StrCat("encoding ", static_cast<int>(encoding));
+  }
+}
+
 bool IsDeltaEncoding(ValueEncoding encoding) {
   return encoding == FP16_DELTA || encoding == BF16_DELTA;
 }

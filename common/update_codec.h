@@ -32,6 +32,8 @@ namespace contrail {
 
 // "fp32", "fp16", "bf16" -> FP32_ASSIGN, FP16_DELTA, BF16_DELTA.
 absl::StatusOr<ValueEncoding> ParseValueEncoding(absl::string_view name);
+// The name ParseValueEncoding() takes.
+std::string ValueEncodingName(ValueEncoding encoding);
 
 // True for the encodings whose values are added to the replica's entries.
 bool IsDeltaEncoding(ValueEncoding encoding);

@@ -26,7 +26,7 @@
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50052",
           "status, predict: host:port of a trainer or server");
-ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
+ABSL_FLAG(std::string, data_dir, contrail::kFashionMnistDir,
           "predict: folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz");
 ABSL_FLAG(int64_t, count, 10000, "predict: how many test images to send");
 ABSL_FLAG(int64_t, batch, 250, "predict: images per Predict call");

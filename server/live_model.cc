@@ -1,9 +1,6 @@
 #include "server/live_model.h"
 
-#include <torch/torch.h>
-
 #include <atomic>
-#include <cmath>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -154,46 +151,17 @@ absl::StatusOr<LiveModel::Predictions> LiveModel::Predict(
     return absl::UnavailableError(
         "this server holds no model yet: it is waiting for the trainer's snapshot");
   }
-  Model& model = *served->model;
-  const absl::Status shape_ok = model.CheckInputShape(shape);
-  if (!shape_ok.ok()) return shape_ok;
-  const int64_t batch = shape[0];
-  if (batch > options_.max_batch) {
+  if (!shape.empty() && shape[0] > options_.max_batch) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "batch of ", batch, " examples exceeds the limit of ", options_.max_batch));
+        "batch of ", shape[0], " examples exceeds the limit of ", options_.max_batch));
   }
-  int64_t expected = 1;
-  for (int64_t d : shape) expected *= d;
-  if (static_cast<int64_t>(values.size()) != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shape [", absl::StrJoin(shape, ", "), "] needs ", expected,
-        " values, got ", values.size()));
-  }
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "value ", i, " (example ", i / (expected / batch), ") is not finite"));
-    }
-  }
+  absl::StatusOr<Model::Predictions> predictions = served->model->Predict(shape, values);
+  if (!predictions.ok()) return predictions.status();
   Predictions out;
   out.version = served->version;
-  out.num_classes = model.spec().num_classes();
-  try {
-    c10::InferenceMode inference;
-    const torch::Tensor inputs = torch::from_blob(
-        const_cast<float*>(values.data()),
-        std::vector<int64_t>(shape.begin(), shape.end()), torch::kFloat);
-    const torch::Tensor probabilities =
-        torch::softmax(model.Forward(inputs), /*dim=*/1).contiguous();
-    const torch::Tensor labels = probabilities.argmax(1).to(torch::kInt).contiguous();
-    out.probabilities.assign(probabilities.data_ptr<float>(),
-                             probabilities.data_ptr<float>() + probabilities.numel());
-    out.labels.assign(labels.data_ptr<int32_t>(),
-                      labels.data_ptr<int32_t>() + labels.numel());
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("inference failed: ", e.what_without_backtrace()));
-  }
+  out.num_classes = predictions->num_classes;
+  out.probabilities = std::move(predictions->probabilities);
+  out.labels = std::move(predictions->labels);
   return out;
 }
 

@@ -383,7 +383,7 @@ class IterationRunner {
     publish.encoding = FP32_ASSIGN;
     publish.deploy_ratio = sparse ? kRatio : 1.0;
     publisher_ =
-        std::make_unique<UpdatePublisher>(model_->spec(), mirror, publish);
+        UpdatePublisher::Create(model_->spec(), mirror, publish).value();
     publisher_->Start(AsConst(model_->Views()));
 
     // Selection happens inside SgdStep::Run; to split it out, a second

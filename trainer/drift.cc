@@ -8,26 +8,6 @@
 
 namespace contrail {
 
-absl::StatusOr<Drift> ParseDrift(absl::string_view name) {
-  if (name == "none") return Drift::kNone;
-  if (name == "permute_labels") return Drift::kPermuteLabels;
-  if (name == "rotate") return Drift::kRotate;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown drift \"", name, "\"; expected none, permute_labels or rotate"));
-}
-
-std::string DriftName(Drift drift) {
-  switch (drift) {
-    case Drift::kNone:
-      return "none";
-    case Drift::kPermuteLabels:
-      return "permute_labels";
-    case Drift::kRotate:
-      return "rotate";
-  }
-  return "unknown";
-}
-
 std::vector<int32_t> LabelPermutation(int32_t classes, uint64_t seed) {
   std::vector<int32_t> permutation(classes);
   std::iota(permutation.begin(), permutation.end(), 0);

@@ -23,10 +23,6 @@ enum class Drift {
   kRotate,         // each image is rotated 90 degrees clockwise
 };
 
-// "none", "permute_labels", "rotate".
-absl::StatusOr<Drift> ParseDrift(absl::string_view name);
-std::string DriftName(Drift drift);
-
 // The label permutation used by kPermuteLabels for `classes` classes: a
 // seeded derangement (no class keeps its label).
 std::vector<int32_t> LabelPermutation(int32_t classes, uint64_t seed);

@@ -22,16 +22,6 @@ LabelledImages Numbered() {
   return data;
 }
 
-TEST(Drift, ParsesItsNamesAndRejectsOthers) {
-  EXPECT_EQ(*ParseDrift("none"), Drift::kNone);
-  EXPECT_EQ(*ParseDrift("permute_labels"), Drift::kPermuteLabels);
-  EXPECT_EQ(*ParseDrift("rotate"), Drift::kRotate);
-  const auto bad = ParseDrift("shuffle");
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("permute_labels"), std::string::npos);
-}
-
 TEST(Drift, LabelPermutationMovesEveryClassAndIsSeeded) {
   for (uint64_t seed : {1u, 2u, 3u, 99u}) {
     const std::vector<int32_t> p = LabelPermutation(10, seed);

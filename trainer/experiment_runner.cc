@@ -29,19 +29,13 @@
 #include "common/update_codec.h"
 #include "spdlog/spdlog.h"
 #include "trainer/drift.h"
+#include "trainer/replay_source.h"
 #include "trainer/sparse_optimizer.h"
+#include "trainer/training_config.h"
 
 namespace contrail {
 namespace {
 
-// Defaults of the zero-means-default fields (proto/experiment.proto).
-constexpr char kDefaultDataDir[] = "/usr/share/datasets/fashion-mnist";
-constexpr char kDefaultModel[] = "lenet5";
-constexpr char kDefaultOptimizer[] = "adam";
-constexpr char kDefaultMode[] = "proactive";
-constexpr char kDefaultSparsity[] = "none";
-constexpr char kDefaultUpdateValues[] = "fp32";
-constexpr char kDefaultDrift[] = "none";
 // Examples per forward pass of the test-set evaluation.
 constexpr int64_t kEvalBatch = 1000;
 // Characters allowed in config names: they go unquoted into the CSV, the
@@ -68,16 +62,6 @@ class ParseErrors : public google::protobuf::io::ErrorCollector {
   std::vector<std::string> errors_;
 };
 
-// `value` if nonzero, else `fallback`.
-template <typename T>
-T OrDefault(T value, T fallback) {
-  return value == T{} ? fallback : value;
-}
-
-std::string OrDefault(const std::string& value, const char* fallback) {
-  return value.empty() ? std::string(fallback) : value;
-}
-
 // "1%", "0.1%", "0.01%" for fractions.
 std::string Percent(double fraction) {
   return absl::StrFormat("%g%%", fraction * 100);
@@ -97,64 +81,6 @@ absl::Status CheckArchitecture(const std::string& model,
   return absl::InvalidArgumentError(
       absl::StrCat(where, "model: unknown architecture \"", model,
                    "\"; expected one of ", absl::StrJoin(known, ", ")));
-}
-
-// Fills in the grid's defaults and checks its shared fields.
-absl::Status ResolveGridFields(ExperimentGrid* grid) {
-  const StreamTrainer::Options defaults;
-  const SparseOptimizer::Options optimizer_defaults;
-  grid->set_data_dir(OrDefault(grid->data_dir(), kDefaultDataDir));
-  grid->set_model(OrDefault(grid->model(), kDefaultModel));
-  CONTRAIL_RETURN_IF_ERROR(CheckArchitecture(grid->model(), "grid "));
-  struct Count {
-    const char* field;
-    int64_t value;
-  };
-  for (const Count& count :
-       {Count{"initial_examples", grid->initial_examples()},
-        Count{"initial_epochs", grid->initial_epochs()},
-        Count{"stream_examples", grid->stream_examples()},
-        Count{"batch_size", grid->batch_size()},
-        Count{"curve_every", grid->curve_every()}}) {
-    if (count.value < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "grid ", count.field, ": must be >= 0 (0 = default), got ", count.value));
-    }
-  }
-  grid->set_initial_examples(
-      OrDefault<int64_t>(grid->initial_examples(), defaults.initial_examples));
-  grid->set_initial_epochs(
-      OrDefault<int32_t>(grid->initial_epochs(), defaults.initial_epochs));
-  grid->set_stream_examples(
-      OrDefault<int64_t>(grid->stream_examples(), defaults.stream_examples));
-  grid->set_batch_size(OrDefault<int64_t>(grid->batch_size(), defaults.batch_size));
-  grid->set_curve_every(OrDefault<int64_t>(grid->curve_every(), defaults.curve_every));
-  grid->set_optimizer(OrDefault(grid->optimizer(), kDefaultOptimizer));
-  const absl::StatusOr<OptimizerKind> optimizer =
-      ParseOptimizerKind(grid->optimizer());
-  if (!optimizer.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("grid optimizer: ", optimizer.status().message()));
-  }
-  if (!(grid->lr() >= 0) || !std::isfinite(grid->lr())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("grid lr: must be finite and >= 0 (0 = default), got ", grid->lr()));
-  }
-  grid->set_lr(OrDefault(grid->lr(), optimizer_defaults.lr));
-  grid->set_seed(OrDefault<uint64_t>(grid->seed(), defaults.seed));
-  if (grid->configs().empty()) {
-    return absl::InvalidArgumentError("grid configs: the grid has no configs");
-  }
-  return absl::OkStatus();
-}
-
-// `parsed`, or its error prefixed with where it came from.
-template <typename T>
-absl::StatusOr<T> ParseField(absl::StatusOr<T> parsed, const std::string& where,
-                             const char* field) {
-  if (parsed.ok()) return parsed;
-  return absl::InvalidArgumentError(
-      absl::StrCat(where, field, ": ", parsed.status().message()));
 }
 
 }  // namespace
@@ -222,12 +148,17 @@ absl::StatusOr<ExperimentGrid> ReadExperimentGrid(const std::string& path) {
 absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
     const ExperimentGrid& input) {
   ExperimentGrid grid = input;
-  CONTRAIL_RETURN_IF_ERROR(ResolveGridFields(&grid));
-  const StreamTrainer::Options defaults;
-  const SparseSelector::Options sparsity_defaults;
-
+  if (grid.data_dir().empty()) grid.set_data_dir(kFashionMnistDir);
+  // The shared settings as run, for the results' description.
+  TrainingConfig shared = DefaultTrainingConfig();
+  shared.MergeFrom(grid.defaults());
+  *grid.mutable_defaults() = shared;
+  if (grid.configs().empty()) {
+    return absl::InvalidArgumentError("grid configs: the grid has no configs");
+  }
   std::vector<Plan> plans;
   std::set<std::string> names;
+  int64_t needed = 0;
   for (int i = 0; i < grid.configs_size(); ++i) {
     ExperimentConfig& config = *grid.mutable_configs(i);
     if (config.name().empty()) {
@@ -243,93 +174,21 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
       return absl::InvalidArgumentError(
           absl::StrCat(where, "name: another config has the same name"));
     }
-    struct Count {
-      const char* field;
-      int64_t value;
-    };
-    for (const Count& count : {Count{"trigger_size", config.trigger_size()},
-                               Count{"retrain_every", config.retrain_every()},
-                               Count{"retrain_epochs", config.retrain_epochs()},
-                               Count{"warmup_updates", config.warmup_updates()},
-                               Count{"drift_at", config.drift_at()}}) {
-      if (count.value < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, count.field, ": must be >= 0, got ", count.value));
-      }
+    TrainingConfig merged = grid.defaults();
+    merged.MergeFrom(config.config());
+    absl::StatusOr<TrainingPlan> plan = ResolveTrainingConfig(merged);
+    if (!plan.ok()) {
+      return absl::Status(plan.status().code(),
+                          absl::StrCat(where, plan.status().message()));
     }
-    if (!(config.lr() >= 0) || !std::isfinite(config.lr())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "lr: must be finite and >= 0 (0 = the grid's), got ", config.lr()));
-    }
-    if (!(config.ratio() >= 0 && config.ratio() <= 1)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "ratio: must be in [0, 1] (0 = default), got ", config.ratio()));
-    }
-    if (!(config.deploy_ratio() >= 0 && config.deploy_ratio() <= 1)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, "deploy_ratio: must be in [0, 1] (0 = automatic), got ",
-                       config.deploy_ratio()));
-    }
-
-    Plan plan;
-    StreamTrainer::Options& options = plan.trainer;
-    config.set_mode(OrDefault(config.mode(), kDefaultMode));
-    CONTRAIL_ASSIGN_OR_RETURN(options.mode,
-                              ParseField(ParseTrainingMode(config.mode()), where, "mode"));
-    config.set_sparsity(OrDefault(config.sparsity(), kDefaultSparsity));
-    CONTRAIL_ASSIGN_OR_RETURN(
-        options.sparsity.sparsity,
-        ParseField(ParseSparsity(config.sparsity()), where, "sparsity"));
-    config.set_update_values(OrDefault(config.update_values(), kDefaultUpdateValues));
-    CONTRAIL_ASSIGN_OR_RETURN(
-        plan.publisher.encoding,
-        ParseField(ParseValueEncoding(config.update_values()), where, "update_values"));
-    config.set_drift(OrDefault(config.drift(), kDefaultDrift));
-    CONTRAIL_ASSIGN_OR_RETURN(options.drift,
-                              ParseField(ParseDrift(config.drift()), where, "drift"));
-    config.set_model(OrDefault(config.model(), grid.model().c_str()));
-    CONTRAIL_RETURN_IF_ERROR(CheckArchitecture(config.model(), where));
-
-    // Online learning uses each example once, in batches of b new ones
-    // (t = b in the paper's terms); the trainer ignores trigger_size then.
-    config.set_trigger_size(options.mode == TrainingMode::kOnline
-                                ? grid.batch_size()
-                                : OrDefault<int64_t>(config.trigger_size(),
-                                                     defaults.trigger_size));
-    if (config.trigger_size() > grid.batch_size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, "trigger_size: ", config.trigger_size(),
-                       " exceeds the grid's batch_size ", grid.batch_size()));
-    }
-    config.set_ratio(OrDefault(config.ratio(), sparsity_defaults.ratio));
-    config.set_retrain_every(
-        OrDefault<int64_t>(config.retrain_every(), defaults.retrain_every));
-    config.set_retrain_epochs(
-        OrDefault<int32_t>(config.retrain_epochs(), defaults.retrain_epochs));
-
-    options.initial_examples = grid.initial_examples();
-    options.initial_epochs = grid.initial_epochs();
-    options.stream_examples = grid.stream_examples();
-    options.trigger_size = config.trigger_size();
-    options.batch_size = grid.batch_size();
-    options.optimizer.kind = *ParseOptimizerKind(grid.optimizer());
-    config.set_lr(OrDefault(config.lr(), grid.lr()));
-    options.optimizer.lr = config.lr();
-    options.sparsity.ratio = config.ratio();
-    options.sparsity.seed = grid.seed();
-    config.set_deploy_ratio(ResolveDeployRatio(config.deploy_ratio(), options.sparsity));
-    options.seed = grid.seed();
-    options.retrain_every = config.retrain_every();
-    options.retrain_epochs = config.retrain_epochs();
-    options.warmup_updates = config.warmup_updates();
-    options.drift_at = config.drift_at();
-    options.curve_every = grid.curve_every();
-    options.log_interval = absl::Seconds(5);
-    plan.publisher.deploy_ratio = config.deploy_ratio();
+    CONTRAIL_RETURN_IF_ERROR(CheckArchitecture(plan->config.model(), where));
     // Nobody subscribes: keep only what the publisher needs.
-    plan.publisher.max_retained_updates = 1;
-    plan.config = config;
-    plans.push_back(std::move(plan));
+    plan->publisher.max_retained_updates = 1;
+    plan->trainer.log_interval = absl::Seconds(5);
+    *config.mutable_config() = plan->config;
+    needed = std::max(needed, plan->config.initial_examples() +
+                                  plan->config.stream_examples());
+    plans.push_back(Plan{config.name(), *std::move(plan)});
   }
 
   spdlog::info("reading Fashion-MNIST from {}", grid.data_dir());
@@ -337,10 +196,9 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
   if (!train.ok()) return train.status();
   absl::StatusOr<LabelledImages> test = ReadFashionMnist(grid.data_dir(), /*train=*/false);
   if (!test.ok()) return test.status();
-  const int64_t needed = grid.initial_examples() + grid.stream_examples();
   if (needed > train->count) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "grid initial_examples + stream_examples = ", needed, " but ",
+        "initial_examples + stream_examples = ", needed, " but ",
         grid.data_dir(), " has only ", train->count, " training examples"));
   }
   spdlog::info("read {} training and {} test examples", train->count, test->count);
@@ -358,22 +216,22 @@ ExperimentRunner::ExperimentRunner(ExperimentGrid grid, std::vector<Plan> plans,
 absl::StatusOr<std::vector<ExperimentResult>> ExperimentRunner::Run() {
   std::vector<ExperimentResult> results;
   for (size_t i = 0; i < plans_.size(); ++i) {
-    const ExperimentConfig& config = plans_[i].config;
+    const std::string& name = plans_[i].name;
+    const TrainingConfig& config = plans_[i].training.config;
     spdlog::info("config {}/{} \"{}\": {} model {}, t={}, sparsity {} ratio {}, "
                  "update values {}, deploy ratio {}",
-                 i + 1, plans_.size(), config.name(), config.mode(), config.model(),
-                 config.trigger_size(), config.sparsity(), config.ratio(),
-                 config.update_values(), config.deploy_ratio());
+                 i + 1, plans_.size(), name, ConfigEnumName(config.mode()), config.model(),
+                 config.trigger_size(), ConfigEnumName(config.sparsity()), config.ratio(),
+                 ValueEncodingName(config.update_values()), config.deploy_ratio());
     absl::StatusOr<ExperimentResult> result = RunOne(plans_[i]);
     if (!result.ok()) {
       return absl::Status(result.status().code(),
-                          absl::StrCat("config \"", config.name(),
-                                       "\": ", result.status().message()));
+                          absl::StrCat("config \"", name, "\": ", result.status().message()));
     }
     spdlog::info(
         "config \"{}\" done: prequential accuracy {:.4f} (served {:.4f}), "
         "served test accuracy {:.4f}, {:.1f} s",
-        config.name(), result->trainer_prequential, result->served_prequential,
+        name, result->trainer_prequential, result->served_prequential,
         result->served_test_accuracy, result->stream_seconds);
     results.push_back(*std::move(result));
   }
@@ -385,50 +243,47 @@ namespace {
 // Accuracy of `model` on `data`, in inference mode.
 absl::StatusOr<double> TestAccuracy(Model& model, const LabelledImages& data) {
   if (data.count == 0) return 0.0;
-  CONTRAIL_RETURN_IF_ERROR(
-      model.CheckInputShape({data.count, 1, data.rows, data.cols}));
-  try {
-    c10::InferenceMode inference;
-    model.SetTraining(false);
-    const torch::Tensor images =
-        torch::from_blob(const_cast<float*>(data.pixels.data()),
-                         {data.count, 1, data.rows, data.cols}, torch::kFloat32);
-    int64_t correct = 0;
-    for (int64_t begin = 0; begin < data.count; begin += kEvalBatch) {
-      const int64_t end = std::min(data.count, begin + kEvalBatch);
-      const torch::Tensor predicted =
-          model.Forward(images.slice(0, begin, end)).argmax(1).contiguous();
-      const int64_t* labels = predicted.data_ptr<int64_t>();
-      for (int64_t i = 0; i < end - begin; ++i) {
-        correct += labels[i] == data.labels[begin + i];
-      }
+  model.SetTraining(false);
+  const int64_t size = data.example_size();
+  int64_t correct = 0;
+  for (int64_t begin = 0; begin < data.count; begin += kEvalBatch) {
+    const int64_t n = std::min(data.count - begin, kEvalBatch);
+    CONTRAIL_ASSIGN_OR_RETURN(
+        const Model::Predictions predictions,
+        model.Predict({n, 1, data.rows, data.cols},
+                      absl::MakeConstSpan(data.pixels).subspan(begin * size, n * size)));
+    for (int64_t i = 0; i < n; ++i) {
+      correct += predictions.labels[i] == data.labels[begin + i];
     }
-    return static_cast<double>(correct) / data.count;
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("test-set evaluation failed: ", e.what_without_backtrace()));
   }
+  return static_cast<double>(correct) / data.count;
 }
 
 }  // namespace
 
 absl::StatusOr<ExperimentResult> ExperimentRunner::RunOne(const Plan& plan) const {
-  const ExperimentConfig& config = plan.config;
-  const StreamTrainer::Options& options = plan.trainer;
+  const TrainingConfig& config = plan.training.config;
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                            Model::Load(config.model(), options.seed));
+                            Model::Load(config.model(), config.seed()));
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> served,
-                            Model::CreateLike(*model, options.seed));
+                            Model::CreateLike(*model, config.seed()));
   // The trainer owns the served model from here on and keeps it alive until
   // it is destroyed; nothing writes it once the training thread has ended.
   Model* const served_model = served.get();
   const ModelSpec spec = model->spec();
+  UpdatePublisher::Options publisher_options = plan.training.publisher;
+  publisher_options.torchscript_module = model->torchscript_module();
   // Declared before the trainer, so that it outlives it.
-  UpdatePublisher publisher(spec, served->Views(), plan.publisher);
+  CONTRAIL_ASSIGN_OR_RETURN(
+      std::unique_ptr<UpdatePublisher> publisher,
+      UpdatePublisher::Create(spec, served->Views(), publisher_options));
+  CONTRAIL_ASSIGN_OR_RETURN(
+      std::unique_ptr<ReplaySource> source,
+      ReplaySource::Create(plan.training.replay, train_, spec.num_classes()));
   CONTRAIL_ASSIGN_OR_RETURN(
       std::unique_ptr<StreamTrainer> trainer,
-      StreamTrainer::Create(options, train_, std::move(model), std::move(served),
-                            &publisher));
+      StreamTrainer::Create(plan.training.trainer, std::move(source), std::move(model),
+                            std::move(served), publisher.get()));
   trainer->Start();
   const absl::Status outcome = trainer->WaitUntilFinished(absl::InfiniteDuration());
   const StreamTrainer::Stats stats = trainer->stats();
@@ -440,21 +295,22 @@ absl::StatusOr<ExperimentResult> ExperimentRunner::RunOne(const Plan& plan) cons
 
   // The test set shows the concept at the end of the stream.
   LabelledImages test = test_;
-  if (options.drift != Drift::kNone && options.drift_at < options.stream_examples) {
-    CONTRAIL_RETURN_IF_ERROR(ApplyDrift(options.drift, /*begin=*/0, options.seed,
-                                        spec.num_classes(), &test));
+  if (plan.training.replay.drift != Drift::kNone &&
+      config.drift_at() < config.stream_examples()) {
+    CONTRAIL_RETURN_IF_ERROR(ApplyDrift(plan.training.replay.drift, /*begin=*/0,
+                                        config.seed(), spec.num_classes(), &test));
   }
   CONTRAIL_ASSIGN_OR_RETURN(const double test_accuracy,
                             TestAccuracy(*served_model, test));
 
   ExperimentResult result;
-  result.config = config.name();
-  result.mode = config.mode();
+  result.config = plan.name;
+  result.mode = ConfigEnumName(config.mode());
   result.model = config.model();
   result.trigger_size = config.trigger_size();
-  result.sparsity = config.sparsity();
+  result.sparsity = ConfigEnumName(config.sparsity());
   result.ratio = config.ratio();
-  result.update_values = config.update_values();
+  result.update_values = ValueEncodingName(config.update_values());
   result.deploy_ratio = config.deploy_ratio();
   result.stream_seconds = absl::ToDoubleSeconds(stats.stream_time);
   result.steps = stats.steps;
@@ -493,14 +349,15 @@ namespace {
 
 // The mode column: the paper's notation for full retraining (every c
 // examples for e epochs) and the drift, if any.
-std::string ModeCell(const ExperimentResult& result, const ExperimentConfig* config) {
+std::string ModeCell(const ExperimentResult& result, const TrainingConfig* config) {
   std::string cell = result.mode;
-  if (config != nullptr && result.mode == "full") {
+  if (config != nullptr && config->mode() == TrainingConfig::MODE_FULL) {
     absl::StrAppend(&cell, " (c=", config->retrain_every(), ", e=",
                     config->retrain_epochs(), ", ", result.retrains, " retrains)");
   }
-  if (config != nullptr && config->drift() != "none") {
-    absl::StrAppend(&cell, ", ", config->drift(), " drift at ", config->drift_at());
+  if (config != nullptr && config->drift() != TrainingConfig::DRIFT_NONE) {
+    absl::StrAppend(&cell, ", ", ConfigEnumName(config->drift()), " drift at ",
+                    config->drift_at());
   }
   if (config != nullptr && config->warmup_updates() > 0) {
     absl::StrAppend(&cell, ", warm-up ", config->warmup_updates());
@@ -526,6 +383,7 @@ std::string SparsityCell(const ExperimentResult& result) {
 
 std::string MarkdownTable(const std::vector<ExperimentResult>& results,
                           const ExperimentGrid& grid) {
+  const TrainingConfig& shared = grid.defaults();
   std::string text = absl::StrFormat(
       "Model %s, data %s: initial training on %d examples for %d epoch%s, "
       "then a stream of %d examples; b = %d, %s with lr %g, seed %d.\n\n"
@@ -536,12 +394,12 @@ std::string MarkdownTable(const std::vector<ExperimentResult>& results,
       "held-out test set. Parameters changed and bytes are per published "
       "update; bytes / step divides all update bytes by the stream's training "
       "steps.\n\n",
-      grid.model(), grid.data_dir(), grid.initial_examples(), grid.initial_epochs(),
-      grid.initial_epochs() == 1 ? "" : "s", grid.stream_examples(), grid.batch_size(), grid.optimizer(), grid.lr(),
-      grid.seed());
+      shared.model(), grid.data_dir(), shared.initial_examples(), shared.initial_epochs(),
+      shared.initial_epochs() == 1 ? "" : "s", shared.stream_examples(), shared.batch_size(),
+      ConfigEnumName(shared.optimizer()), shared.lr(), shared.seed());
   bool other_models = false;
   for (const ExperimentResult& result : results) {
-    other_models |= result.model != grid.model();
+    other_models |= result.model != shared.model();
   }
   std::vector<std::string> header = {"config", "mode", "t", "sparsity"};
   if (other_models) header.insert(header.begin() + 1, "model");
@@ -558,9 +416,9 @@ std::string MarkdownTable(const std::vector<ExperimentResult>& results,
   absl::StrAppend(&text, "\n");
   std::vector<std::string> notes;
   for (const ExperimentResult& result : results) {
-    const ExperimentConfig* config = nullptr;
+    const TrainingConfig* config = nullptr;
     for (const ExperimentConfig& candidate : grid.configs()) {
-      if (candidate.name() == result.config) config = &candidate;
+      if (candidate.name() == result.config) config = &candidate.config();
     }
     std::vector<std::string> row = {
         result.config, ModeCell(result, config),

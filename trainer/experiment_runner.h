@@ -6,8 +6,10 @@
 // the served model's final accuracy on the held-out test set.
 //
 // Each configuration runs in process, without gRPC: a StreamTrainer with its
-// own UpdatePublisher and mirror, started from the same seed on a fresh copy
-// of the same data, so configurations differ only in what their config says.
+// own UpdatePublisher and mirror, replaying a fresh copy of the same data
+// from the same seed, so configurations differ only in what their config
+// says. A configuration is the grid's defaults merged with its own fields,
+// resolved by the daemon's function (trainer/training_config.h).
 //
 // The writers below turn results into the experiment's output files: a CSV
 // of the prequential curves, a Markdown table, and a gnuplot script with its
@@ -31,6 +33,7 @@
 #include "common/idx_reader.h"
 #include "proto/experiment.pb.h"
 #include "trainer/stream_trainer.h"
+#include "trainer/training_config.h"
 #include "trainer/update_publisher.h"
 
 namespace contrail {
@@ -100,16 +103,15 @@ class ExperimentRunner {
   // Fails (naming the config) when a configuration's training fails.
   absl::StatusOr<std::vector<ExperimentResult>> Run();
 
-  // The grid as run: every zero-means-default field filled in, online
-  // configs' trigger_size set to the batch size, deploy_ratio resolved.
+  // The grid as run: every config's fields resolved (trainer/
+  // training_config.h), the defaults filled in.
   const ExperimentGrid& grid() const { return grid_; }
 
  private:
   // One configuration, ready to run.
   struct Plan {
-    ExperimentConfig config;  // resolved
-    StreamTrainer::Options trainer;
-    UpdatePublisher::Options publisher;
+    std::string name;
+    TrainingPlan training;
   };
 
   ExperimentRunner(ExperimentGrid grid, std::vector<Plan> plans,

@@ -40,16 +40,21 @@ std::string DataDir() { return TempDir() + "/experiment_runner_data"; }
 // online learning and full retraining twice.
 ExperimentGrid SmallGrid() {
   absl::StatusOr<ExperimentGrid> grid = ParseExperimentGrid(R"pb(
-    model: "lenet5"
-    initial_examples: 200
-    initial_epochs: 1
-    stream_examples: 200
-    batch_size: 32
-    seed: 3
-    curve_every: 50
-    configs { name: "topk" mode: "proactive" trigger_size: 8 sparsity: "topk" ratio: 0.01 }
-    configs { name: "online" mode: "online" }
-    configs { name: "full" mode: "full" retrain_every: 100 retrain_epochs: 1 }
+    defaults {
+      model: "lenet5"
+      initial_examples: 200
+      initial_epochs: 1
+      stream_examples: 200
+      batch_size: 32
+      seed: 3
+      curve_every: 50
+    }
+    configs {
+      name: "topk"
+      config { mode: MODE_PROACTIVE trigger_size: 8 sparsity: SPARSITY_TOPK ratio: 0.01 }
+    }
+    configs { name: "online" config { mode: MODE_ONLINE sparsity: SPARSITY_NONE } }
+    configs { name: "full" config { mode: MODE_FULL retrain_every: 100 retrain_epochs: 1 } }
   )pb", "small grid");
   EXPECT_TRUE(grid.ok()) << grid.status();
   grid->set_data_dir(DataDir());
@@ -111,7 +116,7 @@ TEST_F(ExperimentRunnerTest, RunsEveryConfigInGridOrder) {
 
 TEST_F(ExperimentRunnerTest, OnlineTriggerSizeIsTheBatchSize) {
   EXPECT_EQ(Result(1).trigger_size, 32);
-  EXPECT_EQ(grid_->configs(1).trigger_size(), 32);
+  EXPECT_EQ(grid_->configs(1).config().trigger_size(), 32);
 }
 
 TEST_F(ExperimentRunnerTest, CurvesEndAtTheStreamLengthWithAccuraciesInRange) {
@@ -242,23 +247,25 @@ class ExperimentGridValidationTest : public ::testing::Test {
 
 TEST_F(ExperimentGridValidationTest, RejectsUnknownModeNamingTheConfig) {
   ExperimentGrid grid = GridWithMissingData();
-  grid.mutable_configs(1)->set_mode("offline");
+  grid.mutable_configs(1)->mutable_config()->set_mode(
+      static_cast<TrainingConfig::Mode>(42));
   const absl::Status status = CreateStatus(grid);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-  EXPECT_THAT(status.message(), HasSubstr("config \"online\""));
-  EXPECT_THAT(status.message(), HasSubstr("mode"));
-  EXPECT_THAT(status.message(), HasSubstr("offline"));
+  EXPECT_THAT(status.message(), HasSubstr("config \"online\" mode: unknown value 42"));
+  EXPECT_THAT(status.message(), HasSubstr("proactive, online, full"));
 }
 
 TEST_F(ExperimentGridValidationTest, RejectsUnknownSparsityAndEncoding) {
   ExperimentGrid sparsity = GridWithMissingData();
-  sparsity.mutable_configs(0)->set_sparsity("bottomk");
+  sparsity.mutable_configs(0)->mutable_config()->set_sparsity(
+      static_cast<TrainingConfig::Sparsity>(42));
   const absl::Status sparsity_status = CreateStatus(sparsity);
   EXPECT_EQ(sparsity_status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(sparsity_status.message(), HasSubstr("config \"topk\" sparsity"));
 
   ExperimentGrid encoding = GridWithMissingData();
-  encoding.mutable_configs(2)->set_update_values("int8");
+  encoding.mutable_configs(2)->mutable_config()->set_update_values(
+      static_cast<ValueEncoding>(42));
   const absl::Status encoding_status = CreateStatus(encoding);
   EXPECT_EQ(encoding_status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(encoding_status.message(), HasSubstr("config \"full\" update_values"));
@@ -272,15 +279,16 @@ TEST_F(ExperimentGridValidationTest, RejectsDuplicateNamesAndOversizedTrigger) {
   EXPECT_THAT(duplicate_status.message(), HasSubstr("same name"));
 
   ExperimentGrid trigger = GridWithMissingData();
-  trigger.mutable_configs(0)->set_trigger_size(64);
+  trigger.mutable_configs(0)->mutable_config()->set_trigger_size(64);
   const absl::Status trigger_status = CreateStatus(trigger);
   EXPECT_EQ(trigger_status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(trigger_status.message(), HasSubstr("trigger_size: 64 exceeds"));
+  EXPECT_THAT(trigger_status.message(),
+              HasSubstr("config \"topk\" trigger_size: 64 exceeds batch_size 32"));
 }
 
 TEST_F(ExperimentGridValidationTest, RejectsUnknownModelAndEmptyGrid) {
   ExperimentGrid model = GridWithMissingData();
-  model.mutable_configs(2)->set_model("alexnet");
+  model.mutable_configs(2)->mutable_config()->set_model("alexnet");
   const absl::Status model_status = CreateStatus(model);
   EXPECT_EQ(model_status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(model_status.message(), HasSubstr("config \"full\" model"));
@@ -301,12 +309,12 @@ TEST(ExperimentRunnerFailureTest, FailedTrainingStepFailsTheRun) {
   ASSERT_OK(test::WriteSyntheticFashionMnist(DataDir(), kTrainCount, kTestCount,
                                              /*seed=*/7));
   ExperimentGrid grid = SmallGrid();
-  grid.set_model(test::Runfile("tests/failing_cnn.pt"));
+  grid.mutable_defaults()->set_model(test::Runfile("tests/failing_cnn.pt"));
   grid.clear_configs();
   ExperimentConfig* config = grid.add_configs();
   config->set_name("doomed");
-  config->set_sparsity("topk");
-  config->set_ratio(0.01);
+  config->mutable_config()->set_sparsity(TrainingConfig::SPARSITY_TOPK);
+  config->mutable_config()->set_ratio(0.01);
   absl::StatusOr<std::unique_ptr<ExperimentRunner>> runner =
       ExperimentRunner::Create(grid);
   ASSERT_OK(runner);
@@ -318,7 +326,7 @@ TEST(ExperimentRunnerFailureTest, FailedTrainingStepFailsTheRun) {
 
 TEST(ParseExperimentGridTest, ReportsTheSourceAndLine) {
   const absl::StatusOr<ExperimentGrid> grid =
-      ParseExperimentGrid("model: \"lenet5\"\nbatch_sise: 3\n", "my_grid.textproto");
+      ParseExperimentGrid("data_dir: \"d\"\nbatch_sise: 3\n", "my_grid.textproto");
   EXPECT_EQ(grid.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(grid.status().message(), HasSubstr("my_grid.textproto:2:"));
   EXPECT_THAT(grid.status().message(), HasSubstr("batch_sise"));

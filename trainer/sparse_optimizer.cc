@@ -6,13 +6,6 @@
 
 namespace contrail {
 
-absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name) {
-  if (name == "adam") return OptimizerKind::kAdam;
-  if (name == "sgd") return OptimizerKind::kSgd;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown optimizer \"", name, "\"; expected adam or sgd"));
-}
-
 SparseOptimizer::SparseOptimizer(const Options& options,
                                  std::vector<int64_t> tensor_sizes)
     : options_(options) {

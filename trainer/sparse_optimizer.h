@@ -25,9 +25,6 @@ namespace contrail {
 
 enum class OptimizerKind { kSgd, kAdam };
 
-// "sgd", "adam".
-absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name);
-
 class SparseOptimizer {
  public:
   struct Options {

@@ -277,22 +277,5 @@ TEST_F(SparseOptimizerTest, LazyAdamMomentsRestWhileUnselected) {
 
 // ------------------------------------------------------------------ parsing ----
 
-TEST(ParseOptimizerKindTest, AcceptsSgdAndAdam) {
-  absl::StatusOr<OptimizerKind> sgd = ParseOptimizerKind("sgd");
-  ASSERT_TRUE(sgd.ok()) << sgd.status();
-  EXPECT_EQ(*sgd, OptimizerKind::kSgd);
-  absl::StatusOr<OptimizerKind> adam = ParseOptimizerKind("adam");
-  ASSERT_TRUE(adam.ok()) << adam.status();
-  EXPECT_EQ(*adam, OptimizerKind::kAdam);
-}
-
-TEST(ParseOptimizerKindTest, RejectsRmspropNamingTheAcceptedValues) {
-  const absl::StatusOr<OptimizerKind> kind = ParseOptimizerKind("rmsprop");
-  EXPECT_EQ(kind.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(kind.status().message(), HasSubstr("rmsprop"));
-  EXPECT_THAT(kind.status().message(), HasSubstr("adam"));
-  EXPECT_THAT(kind.status().message(), HasSubstr("sgd"));
-}
-
 }  // namespace
 }  // namespace contrail

@@ -1,21 +1,26 @@
-// The training loop: initial training on the head of the data, then the
-// stream, with proactive training and prequential evaluation (Prapas et al.
-// 2021). Each arrival of `trigger_size` examples is first predicted (test),
-// then trained on in one step over a batch of those examples plus
+// The training loop (Prapas et al. 2021): initial training on the first
+// examples of an ExampleSource, then the stream, with proactive training and
+// prequential evaluation. Each arrival of `trigger_size` examples is first
+// predicted (test) by the trainer's model and by the served one, then
+// trained on in one step over a batch of those examples plus
 // batch_size - trigger_size examples sampled from the history, then the
-// step's changes are published to the servers.
+// Deployer decides what goes out to the servers.
 //
 // With sparsity topk/randomk the step changes only the selected entries of
 // each parameter tensor (SgdStep), so every update carries exactly the
 // selected entries.
 //
+// The pieces: the source (where examples come from), ExampleHistory (what
+// the sampler and retraining draw from), SgdStep (the training step),
+// Model::Predict (prequential evaluation) and Deployer (the deploy policy).
+//
 // Lifecycle: Create(), Start() runs the loop on its own thread (the
-// training thread, which owns the model, optimizer, selector and sampler),
-// Stop() (or the destructor) interrupts it and joins. When the stream ends
-// the thread exits with phase DONE (or FAILED, with the error as the
-// outcome); the publisher keeps serving.
-// Thread-safety: stats() is thread-safe; Start() and Stop() are called by
-// the owner thread.
+// training thread, which owns the model, optimizer, selector, sampler,
+// source and history), Stop() (or the destructor) interrupts it and joins.
+// When the stream ends the thread exits with phase DONE (or FAILED, with the
+// error as the outcome); the publisher keeps serving.
+// Thread-safety: stats() and WaitUntilFinished() are thread-safe; Start()
+// and Stop() are called by the owner thread.
 #ifndef CONTRAIL_TRAINER_STREAM_TRAINER_H_
 #define CONTRAIL_TRAINER_STREAM_TRAINER_H_
 
@@ -34,10 +39,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "common/idx_reader.h"
+#include "common/clock.h"
 #include "common/model.h"
 #include "common/sparse_selector.h"
-#include "trainer/drift.h"
+#include "trainer/deployer.h"
+#include "trainer/example_history.h"
+#include "trainer/example_source.h"
 #include "trainer/proactive_sampler.h"
 #include "trainer/sgd_step.h"
 #include "trainer/sparse_optimizer.h"
@@ -51,10 +58,6 @@ enum class TrainingMode {
   kFull,       // retrain from scratch every retrain_every examples
 };
 
-// "proactive", "online", "full".
-absl::StatusOr<TrainingMode> ParseTrainingMode(absl::string_view name);
-std::string TrainingModeName(TrainingMode mode);
-
 class StreamTrainer {
  public:
   struct Options {
@@ -63,7 +66,8 @@ class StreamTrainer {
     int64_t initial_examples = 10000;
     // Epochs over them (mini-batches of batch_size, dense steps).
     int initial_epochs = 5;
-    // Examples streamed after the initial ones.
+    // Examples streamed after the initial ones; the run ends after them,
+    // or earlier when the source ends. 0 = until the source ends.
     int64_t stream_examples = 20000;
     // t: new examples per training step.
     int64_t trigger_size = 8;
@@ -72,8 +76,6 @@ class StreamTrainer {
     SparseOptimizer::Options optimizer;
     // Sparsity of the stream's steps; kNone trains densely.
     SparseSelector::Options sparsity;
-    // Examples per second arriving on the stream; 0 = as fast as training.
-    double replay_rate = 0;
     // Seeds the sampler and the data order of initial training.
     uint64_t seed = 1;
     // Full retraining: every this many streamed examples, a fresh model
@@ -84,14 +86,12 @@ class StreamTrainer {
     // Updates held back at the start of the stream: the servers keep the
     // initial model until the trainer has taken this many steps.
     int64_t warmup_updates = 0;
-    // Drift applied to streamed examples from drift_at (counted from the
-    // start of the stream) on.
-    Drift drift = Drift::kNone;
-    int64_t drift_at = 0;
     // A point of the prequential curve every this many streamed examples.
     int64_t curve_every = 1000;
     // How often progress is logged.
     absl::Duration log_interval = absl::Seconds(2);
+    // Where time comes from; null = the real clock. Must outlive the trainer.
+    Clock* clock = nullptr;
   };
 
   struct CurvePoint {
@@ -129,14 +129,15 @@ class StreamTrainer {
     }
   };
 
-  // Validates `options` against `data` (INVALID_ARGUMENT with the offending
-  // flag's name) and applies the drift to `data`. `served` is the model
+  // Validates `options`, and the source's examples against the model
+  // (INVALID_ARGUMENT naming the offending option). `served` is the model
   // whose views the publisher keeps as its mirror: the trainer only reads
   // it, to measure what the servers answer. `publisher` must outlive the
   // trainer.
   static absl::StatusOr<std::unique_ptr<StreamTrainer>> Create(
-      const Options& options, LabelledImages data, std::unique_ptr<Model> model,
-      std::unique_ptr<Model> served, UpdatePublisher* publisher);
+      const Options& options, std::unique_ptr<ExampleSource> source,
+      std::unique_ptr<Model> model, std::unique_ptr<Model> served,
+      UpdatePublisher* publisher);
 
   ~StreamTrainer();
   StreamTrainer(const StreamTrainer&) = delete;
@@ -155,7 +156,13 @@ class StreamTrainer {
   Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  StreamTrainer(const Options& options, LabelledImages data,
+  // Predictions of the newest examples, counted right.
+  struct Prequential {
+    int64_t correct = 0;         // by the trainer's model
+    int64_t served_correct = 0;  // by the served model (the mirror)
+  };
+
+  StreamTrainer(const Options& options, std::unique_ptr<ExampleSource> source,
                 std::unique_ptr<Model> model, std::unique_ptr<Model> served,
                 UpdatePublisher* publisher);
 
@@ -164,41 +171,56 @@ class StreamTrainer {
   // Initial training, then the stream. CANCELLED when interrupted.
   absl::Status TrainAndDeploy();
   absl::Status InitialTraining();
-  // Dense epochs over examples [0, n) in shuffled mini-batches. `what`
-  // names the work in the log.
+  absl::Status Stream();
+
+  // Reads up to `count` examples into `fresh`, waiting for them; while
+  // waiting, deploys what the budget held back. True at the end of the
+  // stream (then `fresh` may hold fewer).
+  absl::StatusOr<bool> AwaitExamples(int64_t count, Examples* fresh);
+  // Prequential evaluation of history examples [begin, end): tested by
+  // the trainer's model and by the served one before any training on them.
+  absl::StatusOr<Prequential> Evaluate(int64_t begin, int64_t end);
+  // The stream's training step for examples [begin, end) of the history,
+  // then deployment; full retraining when it is due. Returns the step's
+  // loss (NaN when none was taken or it was skipped).
+  absl::StatusOr<double> TrainOnArrival(int64_t begin, int64_t end, int64_t* next_retrain);
+  // Dense epochs over history examples [0, n) in shuffled mini-batches.
+  // `what` names the work in the log.
   absl::Status TrainEpochs(int64_t n, int epochs, const std::string& what);
   // Full retraining: fresh weights and optimizer, epochs over [0, n).
   absl::Status Retrain(int64_t n);
-  absl::Status Stream();
-  // One SgdStep over the examples `batch`; returns its loss (NaN: skipped).
+  // One SgdStep over the history examples `batch`; returns its loss (NaN:
+  // skipped).
   absl::StatusOr<double> TrainStep(const std::vector<int64_t>& batch, bool sparse);
-  // Predictions of `model` for examples [begin, end), counted against
-  // their labels.
+  // Predictions of `model` for history examples [begin, end), counted
+  // against their labels.
   absl::StatusOr<int64_t> CountCorrect(Model& model, int64_t begin, int64_t end);
-  // Publishes trainer - mirror and counts it.
-  absl::Status PublishChanges();
-  // Publishes what earlier updates left unsent until none is left, no
-  // progress is made, or `deadline` passes.
-  absl::Status Flush(absl::Time deadline);
+  // Records one arrival in the statistics and logs progress.
+  void RecordArrival(int64_t count, const Prequential& tested, double loss,
+                     int64_t steps, bool last);
   // CANCELLED once Stop() was called.
   absl::Status Interrupted() const;
   void SetPhase(Phase phase) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.
   const Options options_;
-  const LabelledImages data_;
+  Clock* const clock_;
   UpdatePublisher* const publisher_;
 
   // Owned by the training thread while it runs.
+  std::unique_ptr<ExampleSource> source_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Model> served_;  // the mirror; written by the publisher
-  torch::Tensor images_;  // [count, 1, rows, cols], shares data_'s pixels
-  torch::Tensor labels_;  // [count] int64
+  ExampleHistory history_;
   std::unique_ptr<SgdStep> step_;
+  Deployer deployer_;
   ProactiveSampler sampler_;
   std::mt19937_64 rng_;  // data order of epoch training
-  // Entries where trainer and mirror differed after the last update.
-  int64_t unsent_entries_ = 0;
+  // The trainer model's checksum as of the last step.
+  uint64_t checksum_ = 0;
+  absl::Time stream_start_;
+  absl::Time next_log_;
+  int64_t next_curve_ = 0;
 
   std::thread thread_;
   absl::Notification stop_;

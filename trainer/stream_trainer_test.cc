@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/status_matchers.h"
+#include "trainer/replay_source.h"
 #include "trainer/update_publisher.h"
 
 namespace contrail {
@@ -82,7 +83,8 @@ class StreamTrainerTest : public ::testing::Test {
   // Builds a run; every update stays retained so that tests can read them
   // all back.
   static absl::StatusOr<TrainingRun> MakeRun(const StreamTrainer::Options& options,
-                                             const std::string& architecture) {
+                                             const std::string& architecture,
+                                             double replay_rate = 0) {
     TrainingRun run;
     absl::StatusOr<std::unique_ptr<Model>> model =
         Model::Create(architecture, options.seed);
@@ -93,10 +95,17 @@ class StreamTrainerTest : public ::testing::Test {
     run.mirror = mirror->get();
     UpdatePublisher::Options publisher_options;
     publisher_options.max_retained_updates = 1 << 20;
-    run.publisher = std::make_unique<UpdatePublisher>(
-        (*model)->spec(), run.mirror->Views(), publisher_options);
+    run.publisher = UpdatePublisher::Create(
+        (*model)->spec(), run.mirror->Views(), publisher_options).value();
+    ReplaySource::Options replay;
+    replay.count = options.initial_examples + options.stream_examples;
+    replay.unpaced_examples = options.initial_examples;
+    replay.rate = replay_rate;
+    absl::StatusOr<std::unique_ptr<ReplaySource>> source =
+        ReplaySource::Create(replay, *data_, (*model)->spec().num_classes());
+    if (!source.ok()) return source.status();
     absl::StatusOr<std::unique_ptr<StreamTrainer>> trainer =
-        StreamTrainer::Create(options, *data_, *std::move(model),
+        StreamTrainer::Create(options, *std::move(source), *std::move(model),
                               *std::move(mirror), run.publisher.get());
     if (!trainer.ok()) return trainer.status();
     run.trainer = *std::move(trainer);
@@ -244,8 +253,8 @@ TEST_F(StreamTrainerTest, DenseStreamLearnsTheSyntheticClasses) {
 
 TEST_F(StreamTrainerTest, StopInterruptsTheStream) {
   StreamTrainer::Options options = SmallOptions();
-  options.replay_rate = 10;  // 20 s of stream
-  absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
+  absl::StatusOr<TrainingRun> run =
+      MakeRun(options, "mlp", /*replay_rate=*/10);  // 20 s of stream
   ASSERT_TRUE(run.ok()) << run.status();
   run->trainer->Start();
   run->trainer->Stop();
@@ -263,7 +272,7 @@ TEST_F(StreamTrainerTest, CreateRejectsTriggerSizeAboveBatchSize) {
   options.batch_size = 32;
   std::string message;
   EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(message, HasSubstr("--trigger_size"));
+  EXPECT_THAT(message, HasSubstr("trigger_size"));
 }
 
 TEST_F(StreamTrainerTest, CreateRejectsMoreExamplesThanTheDataHolds) {
@@ -272,7 +281,7 @@ TEST_F(StreamTrainerTest, CreateRejectsMoreExamplesThanTheDataHolds) {
   options.stream_examples = 101;
   std::string message;
   EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(message, HasSubstr("--stream_examples"));
+  EXPECT_THAT(message, HasSubstr("cannot replay 1601 examples"));
   EXPECT_THAT(message, HasSubstr("1600"));
 }
 
@@ -281,7 +290,7 @@ TEST_F(StreamTrainerTest, CreateRejectsZeroRatio) {
   options.sparsity.ratio = 0;
   std::string message;
   EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(message, HasSubstr("--ratio"));
+  EXPECT_THAT(message, HasSubstr("ratio"));
 }
 
 TEST_F(StreamTrainerTest, CreateRejectsNonPositiveLearningRate) {
@@ -291,7 +300,7 @@ TEST_F(StreamTrainerTest, CreateRejectsNonPositiveLearningRate) {
     std::string message;
     EXPECT_EQ(CreateCode(options, &message), absl::StatusCode::kInvalidArgument)
         << lr;
-    EXPECT_THAT(message, HasSubstr("--lr"));
+    EXPECT_THAT(message, HasSubstr("lr"));
   }
 }
 

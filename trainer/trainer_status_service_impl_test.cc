@@ -14,6 +14,7 @@
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/runfiles.h"
 #include "tests/test_util/status_matchers.h"
+#include "trainer/replay_source.h"
 #include "trainer/stream_trainer.h"
 #include "trainer/update_publisher.h"
 #include "trainer/update_service_impl.h"
@@ -45,8 +46,8 @@ class TrainerStatusServiceTest : public ::testing::Test {
     if (!model.ok()) return model.status();
     absl::StatusOr<std::unique_ptr<Model>> mirror = Model::CreateLike(**model, 1);
     if (!mirror.ok()) return mirror.status();
-    publisher_ = std::make_unique<UpdatePublisher>((*model)->spec(), (*mirror)->Views(),
-                                                   UpdatePublisher::Options());
+    publisher_ = UpdatePublisher::Create((*model)->spec(), (*mirror)->Views(),
+                                                   UpdatePublisher::Options()).value();
     StreamTrainer::Options options;
     options.initial_examples = 200;
     options.initial_epochs = 1;
@@ -54,8 +55,14 @@ class TrainerStatusServiceTest : public ::testing::Test {
     options.batch_size = 32;
     options.sparsity.sparsity = Sparsity::kTopK;
     options.sparsity.ratio = 0.01;
-    absl::StatusOr<std::unique_ptr<StreamTrainer>> trainer = StreamTrainer::Create(
-        options, data_, *std::move(model), *std::move(mirror), publisher_.get());
+    ReplaySource::Options replay;
+    replay.count = 400;
+    absl::StatusOr<std::unique_ptr<ReplaySource>> source =
+        ReplaySource::Create(replay, data_, (*model)->spec().num_classes());
+    if (!source.ok()) return source.status();
+    absl::StatusOr<std::unique_ptr<StreamTrainer>> trainer =
+        StreamTrainer::Create(options, *std::move(source), *std::move(model),
+                              *std::move(mirror), publisher_.get());
     if (!trainer.ok()) return trainer.status();
     trainer_ = *std::move(trainer);
     updates_ = std::make_unique<UpdateServiceImpl>(publisher_.get());

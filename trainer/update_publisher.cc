@@ -6,6 +6,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "common/model_spec.h"
 #include "common/sparse_selector.h"
 #include "common/top_k.h"
 #include "common/update_codec.h"
@@ -27,6 +28,35 @@ inline bool BitsDiffer(float a, float b) {
 double ResolveDeployRatio(double requested, const SparseSelector::Options& sparsity) {
   if (requested != 0) return requested;
   return sparsity.sparsity == Sparsity::kNone ? 1.0 : sparsity.ratio;
+}
+
+absl::StatusOr<std::unique_ptr<UpdatePublisher>> UpdatePublisher::Create(
+    const ModelSpec& spec, TensorViews mirror, const Options& options) {
+  if (static_cast<int>(mirror.size()) != spec.tensors_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the mirror has ", mirror.size(), " tensors, the spec of ", spec.architecture(),
+        " ", spec.tensors_size()));
+  }
+  for (int i = 0; i < spec.tensors_size(); ++i) {
+    if (static_cast<int64_t>(mirror[i].size()) != TensorSize(spec.tensors(i))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mirror tensor ", i, " (", spec.tensors(i).name(), ") has ", mirror[i].size(),
+          " entries, the spec says ", TensorSize(spec.tensors(i))));
+    }
+  }
+  if (!(options.deploy_ratio > 0 && options.deploy_ratio <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("deploy_ratio must be in (0, 1], got ", options.deploy_ratio));
+  }
+  if (options.max_retained_updates < 1 || options.max_retained_bytes < 1) {
+    return absl::InvalidArgumentError("the publisher must retain at least one update");
+  }
+  if (options.encoding != FP32_ASSIGN && !IsDeltaEncoding(options.encoding)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown value encoding ", static_cast<int>(options.encoding)));
+  }
+  return std::unique_ptr<UpdatePublisher>(
+      new UpdatePublisher(spec, std::move(mirror), options));
 }
 
 UpdatePublisher::UpdatePublisher(const ModelSpec& spec, TensorViews mirror,

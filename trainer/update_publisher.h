@@ -69,13 +69,16 @@ class UpdatePublisher {
     int64_t remaining_entries = 0;
   };
 
-  // `mirror` must match `spec` and outlive the publisher; only the
-  // publisher writes to it after construction.
-  UpdatePublisher(const ModelSpec& spec, TensorViews mirror,
-                  const Options& options);
+  // `mirror` must outlive the publisher; only the publisher writes to it
+  // after creation. INVALID_ARGUMENT, before anything is copied, when the
+  // mirror's tensors do not have the sizes `spec` gives them, or an option
+  // is out of range.
   // Each publisher draws a random run id: versions of different trainer
   // processes are unrelated, so a subscriber from another run gets a
   // snapshot even when its version number matches.
+  static absl::StatusOr<std::unique_ptr<UpdatePublisher>> Create(const ModelSpec& spec,
+                                                                 TensorViews mirror,
+                                                                 const Options& options);
   UpdatePublisher(const UpdatePublisher&) = delete;
   UpdatePublisher& operator=(const UpdatePublisher&) = delete;
 
@@ -109,6 +112,8 @@ class UpdatePublisher {
   uint64_t run() const { return run_; }
 
  private:
+  UpdatePublisher(const ModelSpec& spec, TensorViews mirror, const Options& options);
+
   std::shared_ptr<const Update> SnapshotLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetainLocked(std::shared_ptr<const Update> update)

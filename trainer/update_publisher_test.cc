@@ -88,8 +88,8 @@ class UpdatePublisherTest : public ::testing::Test {
   void MakePublisher(const UpdatePublisher::Options& options) {
     publisher_.reset();
     mirror_ = ZeroModel(spec_);
-    publisher_ = std::make_unique<UpdatePublisher>(spec_, Views(mirror_),
-                                                   options);
+    publisher_ = UpdatePublisher::Create(spec_, Views(mirror_),
+                                                   options).value();
   }
 
   // Starts the publisher on a trainer whose entries are all distinct and

@@ -1,0 +1,86 @@
+// The trainer daemon as an object: everything trainer/main.cc runs, so that
+// tests can run a whole trainer in-process.
+//
+// Create() resolves the training config (trainer/training_config.h), loads
+// the model, opens the source and builds the publisher, the trainer and the
+// gRPC services; nothing listens or trains yet. Start() listens and starts
+// training; Shutdown() (or the destructor) stops training, ends every
+// subscription and stops listening.
+//
+// Thread-safety: Create, Start and Shutdown are called by the owner thread;
+// the accessors are thread-safe.
+#ifndef CONTRAIL_TRAINER_TRAINER_DAEMON_H_
+#define CONTRAIL_TRAINER_TRAINER_DAEMON_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/idx_reader.h"
+#include "proto/experiment.pb.h"
+#include "trainer/stream_trainer.h"
+#include "trainer/trainer_status_service_impl.h"
+#include "trainer/training_config.h"
+#include "trainer/update_publisher.h"
+#include "trainer/update_service_impl.h"
+
+namespace contrail {
+
+class TrainerDaemon {
+ public:
+  struct Options {
+    // host:port for SubscribeUpdates and GetStatus; port 0 picks a free
+    // port (see port()).
+    std::string listen = "127.0.0.1:50051";
+    // Folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz,
+    // which the default source replays.
+    std::string data_dir = kFashionMnistDir;
+    // How to train and deploy; unset fields take their defaults.
+    TrainingConfig training;
+  };
+
+  // INVALID_ARGUMENT for a bad config (naming the field), NOT_FOUND or
+  // INVALID_ARGUMENT for a model or data that cannot be read.
+  static absl::StatusOr<std::unique_ptr<TrainerDaemon>> Create(const Options& options);
+
+  ~TrainerDaemon();
+  TrainerDaemon(const TrainerDaemon&) = delete;
+  TrainerDaemon& operator=(const TrainerDaemon&) = delete;
+
+  // Listens on options.listen, then starts training. UNAVAILABLE when the
+  // address cannot be bound.
+  absl::Status Start();
+
+  // Stops training, ends every subscription and stops listening.
+  // Idempotent.
+  void Shutdown();
+
+  // The bound port, once started.
+  int port() const { return port_; }
+  // The resolved config and the options it made.
+  const TrainingPlan& plan() const { return plan_; }
+  const ModelSpec& spec() const { return publisher_->spec(); }
+  StreamTrainer& trainer() { return *trainer_; }
+  const UpdatePublisher& publisher() const { return *publisher_; }
+
+ private:
+  TrainerDaemon(Options options, TrainingPlan plan);
+
+  const Options options_;
+  const TrainingPlan plan_;
+  // Declared in dependency order: destroyed trainer first, publisher last.
+  std::unique_ptr<UpdatePublisher> publisher_;
+  std::unique_ptr<StreamTrainer> trainer_;
+  std::unique_ptr<UpdateServiceImpl> update_service_;
+  std::unique_ptr<TrainerStatusServiceImpl> status_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_TRAINER_TRAINER_DAEMON_H_

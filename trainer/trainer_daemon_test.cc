@@ -1,0 +1,132 @@
+#include "trainer/trainer_daemon.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/contrail.grpc.pb.h"
+#include "tests/test_util/idx_writer.h"
+#include "tests/test_util/status_matchers.h"
+
+namespace contrail {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string TempDir() {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  return tmp != nullptr ? tmp : "/tmp";
+}
+
+class TrainerDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir_ = TempDir() + "/trainer_daemon_data";
+    ASSERT_OK(test::WriteSyntheticFashionMnist(data_dir_, /*train_count=*/600,
+                                               /*test_count=*/0, /*seed=*/3));
+  }
+
+  // A short sparse run of the MLP on free loopback port.
+  TrainerDaemon::Options SmallOptions() const {
+    TrainerDaemon::Options options;
+    options.listen = "127.0.0.1:0";
+    options.data_dir = data_dir_;
+    TrainingConfig& training = options.training;
+    training.set_model("mlp");
+    training.set_initial_examples(200);
+    training.set_initial_epochs(1);
+    training.set_stream_examples(200);
+    training.set_batch_size(32);
+    training.set_ratio(0.01);
+    return options;
+  }
+
+  std::string data_dir_;
+};
+
+TEST_F(TrainerDaemonTest, RunsAStreamAndServesItsStatusAndUpdates) {
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon =
+      TrainerDaemon::Create(SmallOptions());
+  ASSERT_OK(daemon);
+  ASSERT_OK((*daemon)->Start());
+  ASSERT_GT((*daemon)->port(), 0);
+  ASSERT_OK((*daemon)->trainer().WaitUntilFinished(absl::Seconds(60)));
+
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*daemon)->port()),
+                                     grpc::InsecureChannelCredentials());
+  StatusResponse status;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(StatusService::NewStub(channel)
+                    ->GetStatus(&context, StatusRequest(), &status)
+                    .ok());
+  }
+  EXPECT_EQ(status.phase(), DONE);
+  EXPECT_EQ(status.examples_seen(), 200u);
+  EXPECT_EQ(status.spec().architecture(), "mlp");
+  EXPECT_EQ(status.checksum(), status.trainer_checksum());
+
+  // A new subscriber gets a snapshot of exactly the published model.
+  grpc::ClientContext context;
+  SubscribeRequest request;
+  request.set_subscriber("test");
+  auto reader = UpdateService::NewStub(channel)->SubscribeUpdates(&context, request);
+  Update snapshot;
+  ASSERT_TRUE(reader->Read(&snapshot));
+  EXPECT_TRUE(snapshot.snapshot());
+  EXPECT_EQ(snapshot.version(), status.version());
+  EXPECT_EQ(snapshot.model_checksum(), status.checksum());
+  context.TryCancel();
+  reader->Finish();
+
+  (*daemon)->Shutdown();
+  (*daemon)->Shutdown();  // idempotent
+}
+
+TEST_F(TrainerDaemonTest, CreateRejectsABadConfigNamingTheField) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.training.set_trigger_size(0);
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("trigger_size: must be >= 1")));
+}
+
+TEST_F(TrainerDaemonTest, CreateReportsAMissingModelOrDataAsNotFound) {
+  TrainerDaemon::Options model = SmallOptions();
+  model.training.set_model(TempDir() + "/nothing_here.pt");
+  EXPECT_THAT(TrainerDaemon::Create(model),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("model: cannot open")));
+  TrainerDaemon::Options data = SmallOptions();
+  data.data_dir = TempDir() + "/no_data";
+  EXPECT_THAT(TrainerDaemon::Create(data), StatusIs(absl::StatusCode::kNotFound, HasSubstr("no_data")));
+}
+
+TEST_F(TrainerDaemonTest, CreateRejectsAStreamLongerThanTheData) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.training.set_stream_examples(500);
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("cannot replay 700 examples: the data has 600")));
+}
+
+TEST_F(TrainerDaemonTest, StartOnAPortInUseIsUnavailable) {
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> first =
+      TrainerDaemon::Create(SmallOptions());
+  ASSERT_OK(first);
+  ASSERT_OK((*first)->Start());
+  TrainerDaemon::Options options = SmallOptions();
+  options.listen = absl::StrCat("127.0.0.1:", (*first)->port());
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> second = TrainerDaemon::Create(options);
+  ASSERT_OK(second);
+  EXPECT_THAT((*second)->Start(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in use")));
+}
+
+}  // namespace
+}  // namespace contrail

@@ -1,0 +1,127 @@
+#include "trainer/trainer_flags.h"
+
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/update_codec.h"
+#include "trainer/training_config.h"
+
+namespace {
+
+const contrail::TrainingConfig& Defaults() { return contrail::DefaultTrainingConfig(); }
+
+}  // namespace
+
+ABSL_FLAG(std::string, model, Defaults().model(),
+          "lenet5, mlp, resnet18, mobilenet_v2, or the path of a TorchScript "
+          "file (*.pt) mapping [N, 1, 28, 28] inputs to [N, 10] logits");
+ABSL_FLAG(std::string, mode, contrail::ConfigEnumName(Defaults().mode()),
+          "proactive (t new + b-t sampled from history per step), online (each "
+          "example used once, t = b) or full (retrain from scratch every "
+          "--retrain_every examples)");
+ABSL_FLAG(int64_t, retrain_every, Defaults().retrain_every(),
+          "full mode: examples between retrainings");
+ABSL_FLAG(int32_t, retrain_epochs, Defaults().retrain_epochs(),
+          "full mode: epochs of each retraining");
+ABSL_FLAG(int64_t, warmup_updates, Defaults().warmup_updates(),
+          "training steps on the stream before deployment starts");
+ABSL_FLAG(std::string, drift, contrail::ConfigEnumName(Defaults().drift()),
+          "none, permute_labels or rotate: concept drift applied to streamed "
+          "examples from --drift_at on");
+ABSL_FLAG(int64_t, drift_at, Defaults().drift_at(),
+          "streamed examples before the drift starts");
+ABSL_FLAG(int64_t, initial_examples, Defaults().initial_examples(),
+          "examples at the head of the training set trained on before deployment");
+ABSL_FLAG(int32_t, initial_epochs, Defaults().initial_epochs(), "epochs of initial training");
+ABSL_FLAG(int64_t, stream_examples, Defaults().stream_examples(),
+          "examples streamed after the initial ones");
+ABSL_FLAG(int64_t, trigger_size, Defaults().trigger_size(),
+          "t: new examples that trigger one proactive training step");
+ABSL_FLAG(int64_t, batch_size, Defaults().batch_size(),
+          "b: examples per step (t new + b-t sampled from the history)");
+ABSL_FLAG(std::string, optimizer, contrail::ConfigEnumName(Defaults().optimizer()),
+          "adam or sgd");
+ABSL_FLAG(double, lr, Defaults().lr(), "learning rate");
+ABSL_FLAG(std::string, sparsity, contrail::ConfigEnumName(Defaults().sparsity()),
+          "none (dense steps), topk or randomk (each step changes only the "
+          "selected entries of each tensor)");
+ABSL_FLAG(double, ratio, Defaults().ratio(),
+          "fraction of each tensor's entries selected per step (at least one)");
+ABSL_FLAG(std::string, update_values, contrail::ValueEncodingName(Defaults().update_values()),
+          "value encoding of updates: fp32 (exact new values), fp16 or bf16 "
+          "(rounded differences, 2 bytes each; the rounding error is sent later)");
+ABSL_FLAG(double, deploy_ratio, 0,
+          "largest fraction of each tensor sent per update (the largest "
+          "differences first; the rest follow in later updates and when the "
+          "stream pauses or ends). 0 = automatic: --ratio when --sparsity is "
+          "topk or randomk, else 1 (every change). With --sparsity=none a "
+          "ratio below 1 keeps the wire sparse while training densely");
+ABSL_FLAG(double, replay_rate, Defaults().replay_rate(),
+          "examples per second arriving on the stream; 0 = as fast as training goes");
+ABSL_FLAG(uint64_t, seed, Defaults().seed(), "seed for weights, sampling and data order");
+ABSL_FLAG(int64_t, retain_updates, Defaults().retain_updates(),
+          "updates kept for servers that reconnect; older servers get a snapshot");
+
+namespace contrail {
+namespace {
+
+template <typename Enum>
+absl::Status ParseInto(const char* flag, const std::string& name, Enum* out) {
+  absl::StatusOr<Enum> parsed = ParseConfigEnum<Enum>(name);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", parsed.status().message()));
+  }
+  *out = *parsed;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
+  TrainingConfig config;
+  config.set_model(absl::GetFlag(FLAGS_model));
+  TrainingConfig::Mode mode = TrainingConfig::MODE_UNSPECIFIED;
+  TrainingConfig::Drift drift = TrainingConfig::DRIFT_UNSPECIFIED;
+  TrainingConfig::Optimizer optimizer = TrainingConfig::OPTIMIZER_UNSPECIFIED;
+  TrainingConfig::Sparsity sparsity = TrainingConfig::SPARSITY_UNSPECIFIED;
+  for (const absl::Status& parsed :
+       {ParseInto("mode", absl::GetFlag(FLAGS_mode), &mode),
+        ParseInto("drift", absl::GetFlag(FLAGS_drift), &drift),
+        ParseInto("optimizer", absl::GetFlag(FLAGS_optimizer), &optimizer),
+        ParseInto("sparsity", absl::GetFlag(FLAGS_sparsity), &sparsity)}) {
+    if (!parsed.ok()) return parsed;
+  }
+  absl::StatusOr<ValueEncoding> encoding =
+      ParseValueEncoding(absl::GetFlag(FLAGS_update_values));
+  if (!encoding.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--update_values: ", encoding.status().message()));
+  }
+  config.set_mode(mode);
+  config.set_drift(drift);
+  config.set_optimizer(optimizer);
+  config.set_sparsity(sparsity);
+  config.set_update_values(*encoding);
+  config.set_retrain_every(absl::GetFlag(FLAGS_retrain_every));
+  config.set_retrain_epochs(absl::GetFlag(FLAGS_retrain_epochs));
+  config.set_warmup_updates(absl::GetFlag(FLAGS_warmup_updates));
+  config.set_drift_at(absl::GetFlag(FLAGS_drift_at));
+  config.set_initial_examples(absl::GetFlag(FLAGS_initial_examples));
+  config.set_initial_epochs(absl::GetFlag(FLAGS_initial_epochs));
+  config.set_stream_examples(absl::GetFlag(FLAGS_stream_examples));
+  config.set_trigger_size(absl::GetFlag(FLAGS_trigger_size));
+  config.set_batch_size(absl::GetFlag(FLAGS_batch_size));
+  config.set_lr(absl::GetFlag(FLAGS_lr));
+  config.set_ratio(absl::GetFlag(FLAGS_ratio));
+  // 0 = automatic: left unset.
+  if (absl::GetFlag(FLAGS_deploy_ratio) != 0) {
+    config.set_deploy_ratio(absl::GetFlag(FLAGS_deploy_ratio));
+  }
+  config.set_replay_rate(absl::GetFlag(FLAGS_replay_rate));
+  config.set_seed(absl::GetFlag(FLAGS_seed));
+  config.set_retain_updates(absl::GetFlag(FLAGS_retain_updates));
+  return config;
+}
+
+}  // namespace contrail
