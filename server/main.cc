@@ -57,9 +57,12 @@ int main(int argc, char** argv) {
   subscriber_options.name = absl::GetFlag(FLAGS_name).empty()
                                 ? absl::StrCat("server@", absl::GetFlag(FLAGS_listen))
                                 : absl::GetFlag(FLAGS_name);
-  contrail::UpdateSubscriber subscriber(subscriber_options, &live);
+  auto subscriber = contrail::UpdateSubscriber::Create(
+      subscriber_options,
+      contrail::UpdateSubscriber::MakeChannel(subscriber_options.trainer), &live);
+  if (!subscriber.ok()) Fail(std::string(subscriber.status().message()));
   contrail::PredictionServiceImpl prediction_service(&live);
-  contrail::ServerStatusServiceImpl status_service(&live, &subscriber,
+  contrail::ServerStatusServiceImpl status_service(&live, subscriber->get(),
                                                    &prediction_service);
   auto server = contrail::StartGrpcServer(absl::GetFlag(FLAGS_listen),
                                           {&prediction_service, &status_service});
@@ -70,10 +73,10 @@ int main(int argc, char** argv) {
   spdlog::info("listening on port {}, following the trainer at {}", server->port,
                subscriber_options.trainer);
 
-  subscriber.Start();
+  (*subscriber)->Start();
   const int signal = contrail::WaitForTerminationSignal();
   spdlog::info("signal {} received: shutting down", signal);
-  subscriber.Stop();
+  (*subscriber)->Stop();
   server->server->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::seconds(2));
   auto served = live.Current();
