@@ -28,6 +28,11 @@ struct StartedServer {
   int port = 0;  // the port actually bound
 };
 
+// OK when `listen` is "host:port" with a port in [0, 65535];
+// INVALID_ARGUMENT quoting it otherwise. For daemons' Create(), so that a
+// malformed --listen is refused before anything starts.
+absl::Status CheckListenAddress(const std::string& listen);
+
 // Builds and starts a gRPC server listening on `listen` ("host:port"; port 0
 // picks a free one) with `services`. Port reuse is off, so a port in use is
 // an error: UNAVAILABLE naming the address.

@@ -25,6 +25,14 @@ absl::Status VerifyModelChecksum(const Update& update, uint64_t checksum) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Create(const Options& options) {
+  if (options.max_batch < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_batch must be >= 1, got ", options.max_batch));
+  }
+  return std::unique_ptr<LiveModel>(new LiveModel(options));
+}
+
 absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::Stamp(
     std::shared_ptr<Version> next, const Update& update) {
   next->version = update.version();

@@ -9,6 +9,7 @@
 // fingerprint, payload checksum, and the model checksum after applying)
 // before it becomes visible.
 //
+// Lifecycle: Create(), then Apply() a snapshot and the updates after it.
 // Thread-safety: Predict() and the accessors are thread-safe; Apply() is
 // called by one thread only (the subscriber's apply thread).
 #ifndef CONTRAIL_SERVER_LIVE_MODEL_H_
@@ -49,6 +50,12 @@ class LiveModel {
     std::vector<int32_t> labels;       // [N] arg-max
   };
 
+  // Checks `options` (INVALID_ARGUMENT naming the field) and builds a live
+  // model that holds nothing until the first snapshot applies.
+  static absl::StatusOr<std::unique_ptr<LiveModel>> Create(const Options& options);
+
+  // Unchecked: `options` must be valid. Use Create(); this stays public
+  // only while tests/integration_test.cc builds a LiveModel with it.
   explicit LiveModel(const Options& options) : options_(options) {}
   LiveModel(const LiveModel&) = delete;
   LiveModel& operator=(const LiveModel&) = delete;

@@ -21,18 +21,18 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/model.h"
-#include "common/tensor_views.h"
 #include "common/update_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/contrail.pb.h"
+#include "tests/test_util/fake_trainer.h"
 
 namespace contrail {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr uint64_t kRun = 0x5eed00c0ffee0001;
+constexpr uint64_t kRun = test::FakeTrainer::kRun;
 constexpr uint64_t kTrainerSeed = 7;  // differs from the server's seed 0
 constexpr int64_t kClasses = 10;
 constexpr int64_t kPixels = 28 * 28;
@@ -82,87 +82,18 @@ void ExpectStatus(const absl::Status& status, absl::StatusCode code,
   EXPECT_THAT(std::string(status.message()), HasSubstr(substring));
 }
 
-// Stands in for the trainer and its publisher: a model that moves a few
-// entries of every tensor per step, and the snapshot and updates that carry
-// it, built as trainer/update_publisher.cc builds them.
-class FakeTrainer {
- public:
-  explicit FakeTrainer(uint64_t seed)
-      : model_(Model::Create("lenet5", seed).value()), rng_(seed) {}
-
-  Model& model() { return *model_; }
-  uint64_t version() const { return version_; }
-
-  // Every tensor dense, at the current version.
-  Update Snapshot() const {
-    Update snapshot;
-    snapshot.set_version(version_);
-    snapshot.set_base_version(0);
-    snapshot.set_snapshot(true);
-    snapshot.set_fingerprint(model_->spec().fingerprint());
-    snapshot.set_run(kRun);
-    snapshot.set_encoding(FP32_ASSIGN);
-    *snapshot.mutable_spec() = model_->spec();
-    const ConstTensorViews views = static_cast<const Model&>(*model_).Views();
-    for (size_t t = 0; t < views.size(); ++t) {
-      AppendDenseTensor(static_cast<uint32_t>(t), views[t], &snapshot);
-    }
-    SealUpdate(&snapshot);
-    snapshot.set_model_checksum(model_->Checksum());
-    return snapshot;
-  }
-
-  // Changes `per_tensor` random entries of every tensor (by 0.02 to 0.2,
-  // enough to move every output) and returns the update that carries them.
-  Update Step(int per_tensor = 3) {
-    Update update;
-    update.set_version(version_ + 1);
-    update.set_base_version(version_);
-    update.set_fingerprint(model_->spec().fingerprint());
-    update.set_run(kRun);
-    update.set_encoding(FP32_ASSIGN);
-    const TensorViews views = model_->Views();
-    std::uniform_real_distribution<float> delta(0.02f, 0.2f);
-    std::bernoulli_distribution negative(0.5);
-    for (size_t t = 0; t < views.size(); ++t) {
-      const absl::Span<float> tensor = views[t];
-      std::uniform_int_distribution<uint32_t> pick(
-          0, static_cast<uint32_t>(tensor.size() - 1));
-      std::set<uint32_t> chosen;
-      const size_t count = std::min<size_t>(per_tensor, tensor.size());
-      while (chosen.size() < count) chosen.insert(pick(rng_));
-      const std::vector<uint32_t> indices(chosen.begin(), chosen.end());
-      std::vector<float> values;
-      for (uint32_t i : indices) {
-        tensor[i] += negative(rng_) ? -delta(rng_) : delta(rng_);
-        values.push_back(tensor[i]);
-      }
-      AppendSparseTensor(static_cast<uint32_t>(t), indices, values, &update);
-    }
-    SealUpdate(&update);
-    update.set_model_checksum(model_->Checksum());
-    ++version_;
-    return update;
-  }
-
- private:
-  std::unique_ptr<Model> model_;
-  std::mt19937_64 rng_;
-  uint64_t version_ = 1;
-};
-
 class LiveModelTest : public ::testing::Test {
  protected:
   LiveModelTest()
-      : live_(LiveModel::Options()),
+      : live_(LiveModel::Create(LiveModel::Options()).value()),
         trainer_(kTrainerSeed),
         inputs_(RandomInputs(kBatch, /*seed=*/99)) {}
 
   // Applies `update` and expects the live model to be the trainer's.
   void ApplyAndExpectTrainerModel(const Update& update) {
-    const absl::Status status = live_.Apply(update);
+    const absl::Status status = live_->Apply(update);
     ASSERT_TRUE(status.ok()) << "version " << update.version() << ": " << status;
-    const std::shared_ptr<const LiveModel::Version> current = live_.Current();
+    const std::shared_ptr<const LiveModel::Version> current = live_->Current();
     ASSERT_NE(current, nullptr);
     EXPECT_EQ(current->version, update.version());
     EXPECT_EQ(current->run, kRun);
@@ -174,33 +105,33 @@ class LiveModelTest : public ::testing::Test {
   // Predicts inputs_ and expects the trainer model's answer at `version`.
   void ExpectPredictions(uint64_t version, const std::vector<float>& expected) {
     const absl::StatusOr<LiveModel::Predictions> predictions =
-        live_.Predict(InputShape(kBatch), inputs_);
+        live_->Predict(InputShape(kBatch), inputs_);
     ASSERT_TRUE(predictions.ok()) << predictions.status();
     EXPECT_EQ(predictions->version, version);
     EXPECT_EQ(CompareProbabilities(predictions->probabilities, expected), "");
   }
 
-  LiveModel live_;
-  FakeTrainer trainer_;
+  std::unique_ptr<LiveModel> live_;
+  test::FakeTrainer trainer_;
   const std::vector<float> inputs_;
 };
 
 TEST_F(LiveModelTest, PredictBeforeAnySnapshotIsUnavailable) {
-  EXPECT_EQ(live_.Current(), nullptr);
+  EXPECT_EQ(live_->Current(), nullptr);
   const absl::StatusOr<LiveModel::Predictions> predictions =
-      live_.Predict(InputShape(kBatch), inputs_);
+      live_->Predict(InputShape(kBatch), inputs_);
   ExpectStatus(predictions.status(), absl::StatusCode::kUnavailable, "snapshot");
 }
 
 TEST_F(LiveModelTest, UpdateBeforeAnySnapshotFailsPrecondition) {
-  ExpectStatus(live_.Apply(trainer_.Step()),
+  ExpectStatus(live_->Apply(trainer_.Step()),
                absl::StatusCode::kFailedPrecondition, "before any snapshot");
-  EXPECT_EQ(live_.Current(), nullptr);
+  EXPECT_EQ(live_->Current(), nullptr);
 }
 
 TEST_F(LiveModelTest, SnapshotLoadsTheTrainerModel) {
   ApplyAndExpectTrainerModel(trainer_.Snapshot());
-  const std::shared_ptr<const LiveModel::Version> current = live_.Current();
+  const std::shared_ptr<const LiveModel::Version> current = live_->Current();
   ASSERT_NE(current, nullptr);
   EXPECT_EQ(current->version, 1u);
   EXPECT_EQ(current->run, kRun);
@@ -211,13 +142,13 @@ TEST_F(LiveModelTest, SnapshotLoadsTheTrainerModel) {
 TEST_F(LiveModelTest, CorruptSnapshotIsRejectedAndNothingIsLoaded) {
   Update flipped = trainer_.Snapshot();
   flipped.mutable_tensors(2)->mutable_values()->at(5) ^= 0x10;
-  ExpectStatus(live_.Apply(flipped), absl::StatusCode::kDataLoss,
+  ExpectStatus(live_->Apply(flipped), absl::StatusCode::kDataLoss,
                "fails its checksum");
   Update wrong_checksum = trainer_.Snapshot();
   wrong_checksum.set_model_checksum(wrong_checksum.model_checksum() ^ 1);
-  ExpectStatus(live_.Apply(wrong_checksum), absl::StatusCode::kDataLoss,
+  ExpectStatus(live_->Apply(wrong_checksum), absl::StatusCode::kDataLoss,
                "model checksum");
-  EXPECT_EQ(live_.Current(), nullptr);
+  EXPECT_EQ(live_->Current(), nullptr);
 
   ApplyAndExpectTrainerModel(trainer_.Snapshot());
 }
@@ -227,7 +158,7 @@ TEST_F(LiveModelTest, PredictAnswersTheTrainerModelsSoftmax) {
   const std::vector<float> expected = Softmax(trainer_.model(), inputs_, kBatch);
 
   const absl::StatusOr<LiveModel::Predictions> predictions =
-      live_.Predict(InputShape(kBatch), inputs_);
+      live_->Predict(InputShape(kBatch), inputs_);
   ASSERT_TRUE(predictions.ok()) << predictions.status();
   EXPECT_EQ(predictions->version, 1u);
   EXPECT_EQ(predictions->num_classes, kClasses);
@@ -272,7 +203,7 @@ TEST_F(LiveModelTest, HeldVersionIsNeverMutatedByLaterUpdates) {
 
   // Held across several Applies: the first recycles the older spare, the
   // next ones find the held version in use and must clone instead.
-  std::shared_ptr<const LiveModel::Version> held = live_.Current();
+  std::shared_ptr<const LiveModel::Version> held = live_->Current();
   ASSERT_NE(held, nullptr);
   ASSERT_EQ(held->version, 3u);
   std::vector<float> latest_outputs;
@@ -322,16 +253,16 @@ TEST_P(LiveModelRejectionTest, LeavesTheCurrentVersionAndTheNextUpdateApplies) {
   ApplyAndExpectTrainerModel(trainer_.Step());
   ApplyAndExpectTrainerModel(trainer_.Step());
   const std::vector<float> outputs = Softmax(trainer_.model(), inputs_, kBatch);
-  const std::shared_ptr<const LiveModel::Version> before = live_.Current();
+  const std::shared_ptr<const LiveModel::Version> before = live_->Current();
   ASSERT_NE(before, nullptr);
   const uint64_t checksum = before->checksum;
 
   const Update next = trainer_.Step();
   Update spoiled = next;
   GetParam().spoil(&spoiled);
-  ExpectStatus(live_.Apply(spoiled), GetParam().code, GetParam().message);
+  ExpectStatus(live_->Apply(spoiled), GetParam().code, GetParam().message);
 
-  EXPECT_EQ(live_.Current(), before);
+  EXPECT_EQ(live_->Current(), before);
   EXPECT_EQ(before->version, 3u);
   EXPECT_EQ(before->checksum, checksum);
   EXPECT_EQ(before->model->Checksum(), checksum);
@@ -410,7 +341,7 @@ class LiveModelInputTest : public LiveModelTest {
 
   absl::Status PredictStatus(const std::vector<int64_t>& shape,
                              const std::vector<float>& values) {
-    return live_.Predict(shape, values).status();
+    return live_->Predict(shape, values).status();
   }
 };
 
@@ -449,15 +380,22 @@ TEST_F(LiveModelInputTest, RejectsAnInfinity) {
                "value 787 (example 1) is not finite");
 }
 
+TEST(LiveModelOptionsTest, CreateRejectsAMaxBatchBelowOne) {
+  LiveModel::Options options;
+  options.max_batch = 0;
+  ExpectStatus(LiveModel::Create(options).status(),
+               absl::StatusCode::kInvalidArgument, "max_batch must be >= 1, got 0");
+}
+
 TEST(LiveModelOptionsTest, RejectsABatchOverMaxBatch) {
   LiveModel::Options options;
   options.max_batch = 4;
-  LiveModel live(options);
-  FakeTrainer trainer(kTrainerSeed);
-  ASSERT_TRUE(live.Apply(trainer.Snapshot()).ok());
+  std::unique_ptr<LiveModel> live = LiveModel::Create(options).value();
+  test::FakeTrainer trainer(kTrainerSeed);
+  ASSERT_TRUE(live->Apply(trainer.Snapshot()).ok());
 
-  EXPECT_TRUE(live.Predict(InputShape(4), RandomInputs(4, 1)).ok());
-  ExpectStatus(live.Predict(InputShape(5), RandomInputs(5, 1)).status(),
+  EXPECT_TRUE(live->Predict(InputShape(4), RandomInputs(4, 1)).ok());
+  ExpectStatus(live->Predict(InputShape(5), RandomInputs(5, 1)).status(),
                absl::StatusCode::kInvalidArgument,
                "batch of 5 examples exceeds the limit of 4");
 }
@@ -504,7 +442,7 @@ TEST_F(LiveModelTest, ConcurrentPredictionsNeverSeeATornModel) {
     for (;;) {
       const bool finishing = done.load();
       const absl::StatusOr<LiveModel::Predictions> p =
-          live_.Predict(InputShape(kExamples), inputs);
+          live_->Predict(InputShape(kExamples), inputs);
       if (!p.ok()) {
         problem(p.status().ToString());
       } else if (p->version < 1 || p->version > last_version) {
@@ -540,10 +478,10 @@ TEST_F(LiveModelTest, ConcurrentPredictionsNeverSeeATornModel) {
   EXPECT_TRUE(all_started);
   for (const Update& update : updates) {
     if (!all_started) break;
-    const absl::Status status = live_.Apply(update);
+    const absl::Status status = live_->Apply(update);
     EXPECT_TRUE(status.ok()) << "version " << update.version() << ": " << status;
     if (!status.ok()) break;
-    EXPECT_EQ(live_.Current()->checksum, checksums[update.version()]);
+    EXPECT_EQ(live_->Current()->checksum, checksums[update.version()]);
   }
   done.store(true);
   for (std::thread& t : predictors) t.join();

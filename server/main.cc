@@ -1,82 +1,55 @@
 // contrail server: serves predictions from a live model that follows a
-// trainer update by update.
-#include <cstdio>
-#include <cstdlib>
+// trainer update by update. Flags become ServerDaemon::Options; the daemon
+// runs until SIGINT or SIGTERM.
+#include <memory>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/strings/str_cat.h"
 #include "common/daemon.h"
-#include "server/live_model.h"
-#include "server/prediction_service_impl.h"
-#include "server/server_status_service_impl.h"
-#include "server/update_subscriber.h"
+#include "common/daemon_main.h"
+#include "server/server_daemon.h"
 #include "spdlog/spdlog.h"
 #include "torch/torch.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
           "host:port to serve Predict and GetStatus on (port 0 picks a free "
           "port; see --port_file)");
-ABSL_FLAG(std::string, port_file, "",
-          "if set, write the bound port to this file once listening");
 ABSL_FLAG(std::string, trainer, "127.0.0.1:50051",
           "host:port of the trainer to follow");
 ABSL_FLAG(std::string, name, "",
           "name of this server in the trainer's logs (default: server@<listen>)");
 ABSL_FLAG(int64_t, max_batch, 1024, "largest batch one Predict may carry");
-ABSL_FLAG(int32_t, threads, 0,
-          "LibTorch intra-op threads; 0 keeps LibTorch's default");
 
 namespace {
-
-[[noreturn]] void Fail(const std::string& message) {
-  std::fprintf(stderr, "server: %s\n", message.c_str());
-  std::exit(2);
-}
-
+constexpr char kProgram[] = "server";
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  contrail::InitDaemon(
+      kProgram,
       "Serves Predict from a model that follows a contrail trainer.\n"
-      "Usage: server [--listen=127.0.0.1:50052] [--trainer=127.0.0.1:50051]");
-  absl::ParseCommandLine(argc, argv);
-  contrail::BlockTerminationSignals();
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e server %^%l%$ %v");
-  if (absl::GetFlag(FLAGS_max_batch) < 1) Fail("--max_batch must be >= 1");
-  if (absl::GetFlag(FLAGS_threads) < 0) Fail("--threads must be >= 0");
-  if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+      "Usage: server [--listen=127.0.0.1:50052] [--trainer=127.0.0.1:50051]",
+      argc, argv);
+  if (contrail::ThreadsFlag() > 0) torch::set_num_threads(contrail::ThreadsFlag());
 
-  contrail::LiveModel::Options live_options;
-  live_options.max_batch = absl::GetFlag(FLAGS_max_batch);
-  contrail::LiveModel live(live_options);
-  contrail::UpdateSubscriber::Options subscriber_options;
-  subscriber_options.trainer = absl::GetFlag(FLAGS_trainer);
-  subscriber_options.name = absl::GetFlag(FLAGS_name).empty()
-                                ? absl::StrCat("server@", absl::GetFlag(FLAGS_listen))
-                                : absl::GetFlag(FLAGS_name);
-  contrail::UpdateSubscriber subscriber(subscriber_options, &live);
-  contrail::PredictionServiceImpl prediction_service(&live);
-  contrail::ServerStatusServiceImpl status_service(&live, &subscriber,
-                                                   &prediction_service);
-  auto server = contrail::StartGrpcServer(absl::GetFlag(FLAGS_listen),
-                                          {&prediction_service, &status_service});
-  if (!server.ok()) Fail(std::string(server.status().message()));
-  const absl::Status port_written =
-      contrail::WritePortFile(absl::GetFlag(FLAGS_port_file), server->port);
-  if (!port_written.ok()) Fail(std::string(port_written.message()));
-  spdlog::info("listening on port {}, following the trainer at {}", server->port,
-               subscriber_options.trainer);
+  contrail::ServerDaemon::Options options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.trainer = absl::GetFlag(FLAGS_trainer);
+  options.name = absl::GetFlag(FLAGS_name);
+  options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  absl::StatusOr<std::unique_ptr<contrail::ServerDaemon>> daemon =
+      contrail::ServerDaemon::Create(options);
+  if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());
+  if (absl::Status started = (*daemon)->Start(); !started.ok()) {
+    contrail::Fail(kProgram, started);
+  }
+  if (absl::Status written = contrail::WritePortFileFlag((*daemon)->port()); !written.ok()) {
+    (*daemon)->Shutdown();
+    contrail::Fail(kProgram, written);
+  }
 
-  subscriber.Start();
   const int signal = contrail::WaitForTerminationSignal();
   spdlog::info("signal {} received: shutting down", signal);
-  subscriber.Stop();
-  server->server->Shutdown(std::chrono::system_clock::now() +
-                           std::chrono::seconds(2));
-  auto served = live.Current();
-  spdlog::info("stopped serving version {}", served ? served->version : 0);
+  (*daemon)->Shutdown();
   return 0;
 }

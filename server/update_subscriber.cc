@@ -1,13 +1,14 @@
 #include "server/update_subscriber.h"
 
-#include <algorithm>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace contrail {
-namespace {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> UpdateSubscriber::MakeChannel(const std::string& trainer) {
   grpc::ChannelArguments arguments;
   // Snapshots of large models exceed gRPC's 4 MiB default.
   arguments.SetMaxReceiveMessageSize(-1);
@@ -16,16 +17,29 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+  return grpc::CreateCustomChannel(trainer, grpc::InsecureChannelCredentials(),
                                    arguments);
 }
 
-}  // namespace
+absl::StatusOr<std::unique_ptr<UpdateSubscriber>> UpdateSubscriber::Create(
+    const Options& options, std::shared_ptr<grpc::Channel> channel, LiveModel* live) {
+  if (options.trainer.empty()) return absl::InvalidArgumentError("trainer must not be empty");
+  if (options.name.empty()) return absl::InvalidArgumentError("name must not be empty");
+  if (options.clock == nullptr) return absl::InvalidArgumentError("clock must not be null");
+  if (channel == nullptr) return absl::InvalidArgumentError("channel must not be null");
+  if (live == nullptr) return absl::InvalidArgumentError("live model must not be null");
+  CONTRAIL_ASSIGN_OR_RETURN(Backoff backoff, Backoff::Create(options.backoff));
+  return std::unique_ptr<UpdateSubscriber>(
+      new UpdateSubscriber(options, std::move(backoff), std::move(channel), live));
+}
 
-UpdateSubscriber::UpdateSubscriber(const Options& options, LiveModel* live)
+UpdateSubscriber::UpdateSubscriber(const Options& options, Backoff backoff,
+                                   std::shared_ptr<grpc::Channel> channel,
+                                   LiveModel* live)
     : options_(options),
       live_(live),
-      stub_(UpdateService::NewStub(MakeChannel(options.trainer))) {}
+      stub_(UpdateService::NewStub(std::move(channel))),
+      backoff_(std::move(backoff)) {}
 
 UpdateSubscriber::~UpdateSubscriber() { Stop(); }
 
@@ -40,30 +54,29 @@ void UpdateSubscriber::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+uint64_t UpdateSubscriber::HeldVersion() const {
+  const std::shared_ptr<const LiveModel::Version> held = live_->Current();
+  return held ? held->version : 0;
+}
+
 void UpdateSubscriber::Run() {
-  absl::Duration backoff = options_.initial_backoff;
   while (!stop_.HasBeenNotified()) {
-    bool received_any = false;
-    const bool rejected = SubscribeOnce(&received_any);
+    const Ended ended = SubscribeOnce();
     if (stop_.HasBeenNotified()) break;
-    if (rejected) {
-      ++resyncs_;
-      backoff = options_.initial_backoff;
-      continue;  // resubscribe at once, from the version held
-    }
-    if (received_any) backoff = options_.initial_backoff;
-    spdlog::info("reconnecting to the trainer at {} in {}", options_.trainer,
-                 absl::FormatDuration(backoff));
-    stop_.WaitForNotificationWithTimeout(backoff);
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    if (ended.rejected) ++resyncs_;
+    if (ended.applied) backoff_.Reset();
+    const absl::Duration wait = backoff_.Next();
+    spdlog::warn("{}; resubscribing from version {} in {}", ended.reason,
+                 HeldVersion(), absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1))));
+    options_.clock->SleepUntil(options_.clock->Now() + wait, &stop_);
   }
 }
 
-bool UpdateSubscriber::SubscribeOnce(bool* received_any) {
+UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);
-    if (stop_.HasBeenNotified()) return false;
+    if (stop_.HasBeenNotified()) return {};
     context_ = &context;
   }
   SubscribeRequest request;
@@ -75,26 +88,26 @@ bool UpdateSubscriber::SubscribeOnce(bool* received_any) {
   }
   std::unique_ptr<grpc::ClientReader<Update>> reader =
       stub_->SubscribeUpdates(&context, request);
-  bool rejected = false;
+  Ended ended;
+  bool received_any = false;
   Update update;
   while (reader->Read(&update)) {
-    if (!*received_any) {
+    if (!received_any) {
       spdlog::info("subscribed to the trainer at {} holding version {}",
                    options_.trainer, request.have_version());
     }
-    *received_any = true;
+    received_any = true;
     connected_ = true;
     bytes_received_ += update.ByteSizeLong();
     const absl::Status applied = live_->Apply(update);
     if (!applied.ok()) {
-      std::shared_ptr<const LiveModel::Version> held = live_->Current();
-      spdlog::warn("rejected {} {}: {}; resubscribing from version {}",
-                   update.snapshot() ? "snapshot" : "update", update.version(),
-                   applied.ToString(), held ? held->version : 0);
-      rejected = true;
+      ended.rejected = true;
+      ended.reason = absl::StrCat("rejected ", update.snapshot() ? "snapshot " : "update ",
+                                  update.version(), ": ", applied.ToString());
       context.TryCancel();
       break;
     }
+    ended.applied = true;
     ++updates_applied_;
     if (update.snapshot()) {
       spdlog::info("loaded snapshot of version {} ({}, checksum {:016x})",
@@ -108,11 +121,12 @@ bool UpdateSubscriber::SubscribeOnce(bool* received_any) {
     absl::MutexLock lock(&mu_);
     context_ = nullptr;
   }
-  if (!rejected && !stop_.HasBeenNotified()) {
-    spdlog::warn("update stream from {} ended: {} ({})", options_.trainer,
-                 status.error_message(), static_cast<int>(status.error_code()));
+  if (!ended.rejected) {
+    ended.reason = absl::StrCat("update stream from ", options_.trainer, " ended: ",
+                                status.error_message(), " (",
+                                static_cast<int>(status.error_code()), ")");
   }
-  return rejected;
+  return ended;
 }
 
 }  // namespace contrail

@@ -6,11 +6,21 @@
 // base version, fingerprint or run, a failed checksum) is dropped and the
 // subscriber resubscribes from the version it has. When the trainer goes
 // away, the LiveModel keeps serving its last version while the subscriber
-// reconnects with exponential backoff.
+// reconnects. Every resubscription, after a rejected update as after a
+// stream that ended or never connected, waits first: exponential backoff
+// with jitter (server/backoff.h), started over once an update applies, so
+// that a trainer that keeps sending what a server cannot apply is not
+// flooded with subscriptions.
 //
-// Lifecycle: Start() launches the apply thread, which owns the stream and
-// is the only writer of the LiveModel; Stop() (or the destructor) cancels
-// the stream and joins. Counters are thread-safe.
+// The trainer is reached over a channel given at Create(): MakeChannel() in
+// production, a channel to an in-process server in tests. Waits run on the
+// Clock of the options.
+//
+// Lifecycle: Create(), then Start() launches the apply thread, which owns
+// the stream and the backoff and is the only writer of the LiveModel; Stop()
+// (or the destructor) cancels the stream, interrupts a wait and joins.
+// Start() and Stop() are called from one thread; the counters are
+// thread-safe.
 #ifndef CONTRAIL_SERVER_UPDATE_SUBSCRIBER_H_
 #define CONTRAIL_SERVER_UPDATE_SUBSCRIBER_H_
 
@@ -23,10 +33,12 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
+#include "common/clock.h"
 #include "proto/contrail.grpc.pb.h"
+#include "server/backoff.h"
 #include "server/live_model.h"
 
 namespace contrail {
@@ -34,40 +46,72 @@ namespace contrail {
 class UpdateSubscriber {
  public:
   struct Options {
-    // host:port of the trainer.
+    // host:port of the trainer, as logs name it (the channel given to
+    // Create() is what connects).
     std::string trainer = "127.0.0.1:50051";
     // How this server names itself in the trainer's logs.
     std::string name = "server";
-    // First wait before reconnecting to a trainer that went away; doubles
-    // after every failed attempt up to max_backoff.
-    absl::Duration initial_backoff = absl::Milliseconds(100);
-    absl::Duration max_backoff = absl::Seconds(5);
+    // Waits before each resubscription.
+    Backoff::Options backoff;
+    // The clock the waits run on; must outlive the subscriber.
+    Clock* clock = Clock::Real();
   };
 
-  // `live` must outlive the subscriber.
-  UpdateSubscriber(const Options& options, LiveModel* live);
+  // A channel to `trainer` ("host:port") fit for update streams: no limit
+  // on the size of a received snapshot, and gRPC's own reconnect backoff
+  // kept within the subscriber's defaults.
+  static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& trainer);
+
+  // Checks `options` (INVALID_ARGUMENT naming the field) and builds a
+  // subscriber that follows the trainer on `channel` into `live`, which
+  // must outlive it. Connects nothing before Start().
+  static absl::StatusOr<std::unique_ptr<UpdateSubscriber>> Create(
+      const Options& options, std::shared_ptr<grpc::Channel> channel,
+      LiveModel* live);
+
   ~UpdateSubscriber();
   UpdateSubscriber(const UpdateSubscriber&) = delete;
   UpdateSubscriber& operator=(const UpdateSubscriber&) = delete;
 
+  // Starts following the trainer. Call at most once.
   void Start();
+  // Stops following it and joins the apply thread; idempotent.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Updates (snapshots included) applied.
   uint64_t updates_applied() const { return updates_applied_.load(); }
+  // Wire bytes of every update received, applied or not.
   uint64_t bytes_received() const { return bytes_received_.load(); }
+  // Updates rejected, each followed by a resubscription.
   uint64_t resyncs() const { return resyncs_.load(); }
+  // True while a stream is open that has delivered an update.
   bool connected() const { return connected_.load(); }
 
  private:
+  // How one subscription ended.
+  struct Ended {
+    bool rejected = false;  // an update did not apply
+    bool applied = false;   // at least one update applied
+    std::string reason;     // why it ended, for the log
+  };
+
+  UpdateSubscriber(const Options& options, Backoff backoff,
+                   std::shared_ptr<grpc::Channel> channel, LiveModel* live);
+
   void Run();
-  // One subscription, until the stream ends or an update is rejected;
-  // true when it ended by rejecting an update.
-  bool SubscribeOnce(bool* received_any);
+  // One subscription, until the stream ends, an update is rejected or
+  // Stop() cancels it.
+  Ended SubscribeOnce() ABSL_LOCKS_EXCLUDED(mu_);
+  // The version held, 0 when none.
+  uint64_t HeldVersion() const;
 
   // Constant after construction.
   const Options options_;
   LiveModel* const live_;
   const std::unique_ptr<UpdateService::Stub> stub_;
+
+  // Apply thread only.
+  Backoff backoff_;
 
   std::thread thread_;
   absl::Notification stop_;

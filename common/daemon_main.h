@@ -1,0 +1,50 @@
+// What the main() of every contrail daemon shares: the flags every daemon
+// has (--port_file, --threads), start-up (flag parsing, signal blocking, log
+// format) and the one way a daemon gives up at start-up.
+//
+// Each daemon keeps its own --listen (the defaults differ) and its own
+// flags; only main.cc files depend on this library, so that no library
+// reads a flag (STYLE.md). It stays torch-free: a daemon that runs LibTorch
+// applies ThreadsFlag() itself (torch::set_num_threads).
+//
+// Free functions, called from the main thread: InitDaemon() first, before
+// any thread starts; the others after it.
+#ifndef CONTRAIL_COMMON_DAEMON_MAIN_H_
+#define CONTRAIL_COMMON_DAEMON_MAIN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/status/status.h"
+
+ABSL_DECLARE_FLAG(std::string, port_file);
+ABSL_DECLARE_FLAG(int32_t, threads);
+
+namespace contrail {
+
+// Ends the process at start-up with one line, "<program>: <message>", on
+// stderr and exit status 2.
+[[noreturn]] void Fail(const std::string& program, const std::string& message);
+[[noreturn]] void Fail(const std::string& program, const absl::Status& status);
+
+// Parses the command line (`usage` is what --help prints above the flags),
+// checks the shared flags (Fail() naming the flag when one is out of range),
+// blocks SIGINT and SIGTERM for every thread started later (see
+// WaitForTerminationSignal() in common/daemon.h), and makes every log line
+// name `program`. Returns the positional arguments, argv[0] first.
+std::vector<char*> InitDaemon(const std::string& program, const std::string& usage,
+                              int argc, char** argv);
+
+// --threads: intra-op threads for LibTorch, >= 0; 0 keeps LibTorch's
+// default.
+int ThreadsFlag();
+
+// Writes `port` to --port_file (atomically; nothing when the flag is unset),
+// so that a caller that asked for port 0 learns the bound port.
+absl::Status WritePortFileFlag(int port);
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_COMMON_DAEMON_MAIN_H_

@@ -1,0 +1,104 @@
+// The server daemon as one object: a LiveModel that an UpdateSubscriber
+// keeps up to date with a trainer, served over gRPC by the prediction and
+// status services. server/main.cc turns flags into Options and runs one;
+// tests run one in-process on port 0.
+//
+// Lifecycle: Create() checks the options and builds everything without
+// touching the network; Start() listens and starts following the trainer;
+// Shutdown() (or the destructor) stops following it and stops serving. The
+// daemon owns every part; the services and the subscriber hold pointers to
+// the LiveModel, which outlives them.
+//
+// This class is thread-safe.
+#ifndef CONTRAIL_SERVER_SERVER_DAEMON_H_
+#define CONTRAIL_SERVER_SERVER_DAEMON_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/backoff.h"
+#include "server/live_model.h"
+#include "server/prediction_service_impl.h"
+#include "server/server_status_service_impl.h"
+#include "server/update_subscriber.h"
+
+namespace contrail {
+
+class ServerDaemon {
+ public:
+  struct Options {
+    // host:port to serve Predict and GetStatus on; port 0 picks a free port
+    // (see port()).
+    std::string listen = "127.0.0.1:50052";
+    // host:port (or any gRPC target) of the trainer to follow.
+    std::string trainer = "127.0.0.1:50051";
+    // How this server names itself in the trainer's logs; empty gives
+    // "server@<listen>".
+    std::string name;
+    // Largest batch one Predict may carry.
+    int64_t max_batch = 1024;
+    // Waits before each resubscription to the trainer: after a rejected
+    // update, a stream that ended, or a trainer that could not be reached.
+    Backoff::Options backoff;
+    // The clock those waits run on; must outlive the daemon.
+    Clock* clock = Clock::Real();
+    // How long Shutdown() lets RPCs in flight finish before cancelling them.
+    absl::Duration shutdown_grace = absl::Seconds(2);
+  };
+
+  // Checks `options` (INVALID_ARGUMENT naming the field, which is also the
+  // flag's name) and builds the daemon. Neither listens nor connects.
+  static absl::StatusOr<std::unique_ptr<ServerDaemon>> Create(const Options& options);
+
+  // Shutdown().
+  ~ServerDaemon();
+  ServerDaemon(const ServerDaemon&) = delete;
+  ServerDaemon& operator=(const ServerDaemon&) = delete;
+
+  // Listens on Options::listen, then starts following the trainer.
+  // UNAVAILABLE naming the address when it cannot listen (nothing is
+  // started then); FAILED_PRECONDITION when called a second time or after
+  // Shutdown().
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The port Start() bound; 0 before.
+  int port() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Stops following the trainer, then stops serving: RPCs in flight get
+  // Options::shutdown_grace to finish. Idempotent; a concurrent second call
+  // returns once the first has finished.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
+               std::unique_ptr<UpdateSubscriber> subscriber);
+
+  // Constant after construction. Declared in dependency order: the
+  // services and the subscriber point into live_.
+  const Options options_;
+  const std::unique_ptr<LiveModel> live_;
+  const std::unique_ptr<UpdateSubscriber> subscriber_;
+  PredictionServiceImpl prediction_service_;
+  ServerStatusServiceImpl status_service_;
+
+  // Protects the lifecycle: held through Start() and Shutdown(), so that
+  // they never interleave.
+  mutable absl::Mutex mu_;
+  std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
+  int port_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace contrail
+
+#endif  // CONTRAIL_SERVER_SERVER_DAEMON_H_

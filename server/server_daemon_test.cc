@@ -1,0 +1,154 @@
+#include "server/server_daemon.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/contrail.grpc.pb.h"
+#include "tests/test_util/fake_trainer.h"
+#include "tests/test_util/fake_update_service.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/wait_until.h"
+
+namespace contrail {
+namespace {
+
+using ::testing::HasSubstr;
+using test::FakeUpdateService;
+using test::WaitUntil;
+
+constexpr absl::Duration kDeadline = absl::Seconds(30);
+// What "promptly" means for Shutdown(): well under the gRPC grace period
+// when nothing is in flight, with room for a loaded machine.
+constexpr absl::Duration kPrompt = absl::Seconds(5);
+
+ServerDaemon::Options DaemonOptions(const std::string& trainer) {
+  ServerDaemon::Options options;
+  options.listen = "127.0.0.1:0";
+  options.trainer = trainer;
+  options.backoff.initial = absl::Milliseconds(5);
+  options.backoff.max = absl::Milliseconds(20);
+  return options;
+}
+
+// A client of a daemon's services over a real channel, with deadlines.
+class Client {
+ public:
+  explicit Client(int port)
+      : channel_(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials())),
+        predict_(PredictionService::NewStub(channel_)),
+        status_(StatusService::NewStub(channel_)) {}
+
+  grpc::Status GetStatus(StatusResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return status_->GetStatus(&context, StatusRequest(), response);
+  }
+
+  grpc::Status Predict(const PredictRequest& request, PredictResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return predict_->Predict(&context, request, response);
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<PredictionService::Stub> predict_;
+  std::unique_ptr<StatusService::Stub> status_;
+};
+
+TEST(ServerDaemonTest, CreateRejectsBadOptionsNamingTheField) {
+  struct Case {
+    const char* field;
+    void (*spoil)(ServerDaemon::Options*);
+  };
+  const Case cases[] = {
+      {"listen", [](ServerDaemon::Options* o) { o->listen = "localhost"; }},
+      {"listen", [](ServerDaemon::Options* o) { o->listen = "127.0.0.1:70000"; }},
+      {"trainer", [](ServerDaemon::Options* o) { o->trainer.clear(); }},
+      {"max_batch", [](ServerDaemon::Options* o) { o->max_batch = 0; }},
+      {"backoff initial",
+       [](ServerDaemon::Options* o) { o->backoff.initial = absl::ZeroDuration(); }},
+      {"shutdown_grace",
+       [](ServerDaemon::Options* o) { o->shutdown_grace = absl::Seconds(-1); }},
+  };
+  for (const Case& c : cases) {
+    ServerDaemon::Options options = DaemonOptions("127.0.0.1:1");
+    c.spoil(&options);
+    EXPECT_THAT(ServerDaemon::Create(options),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)))
+        << c.field;
+  }
+}
+
+TEST(ServerDaemonTest, ServesPredictionsOnceTheSnapshotArrivedAndShutsDownPromptly) {
+  test::FakeTrainer trainer(/*seed=*/7);
+  FakeUpdateService::Stream stream;
+  stream.updates = {trainer.Snapshot(), trainer.Step()};
+  absl::StatusOr<std::unique_ptr<FakeUpdateService>> fake =
+      FakeUpdateService::Start("127.0.0.1:0", {stream});
+  ASSERT_OK(fake);
+  absl::StatusOr<std::unique_ptr<ServerDaemon>> daemon =
+      ServerDaemon::Create(DaemonOptions((*fake)->address()));
+  ASSERT_OK(daemon);
+  EXPECT_EQ((*daemon)->port(), 0);
+
+  ASSERT_OK((*daemon)->Start());
+  ASSERT_GT((*daemon)->port(), 0);
+  EXPECT_THAT((*daemon)->Start(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                           HasSubstr("already started")));
+  Client client((*daemon)->port());
+  StatusResponse status;
+  ASSERT_TRUE(WaitUntil(
+      [&] { return client.GetStatus(&status).ok() && status.version() == 2; }, kDeadline))
+      << status.ShortDebugString();
+  EXPECT_EQ(status.phase(), SERVING);
+  EXPECT_EQ(status.checksum(), trainer.model().Checksum());
+
+  PredictRequest request;
+  for (int64_t d : {2, 1, 28, 28}) request.mutable_inputs()->add_shape(d);
+  request.mutable_inputs()->mutable_values()->Resize(2 * 28 * 28, 0.25f);
+  PredictResponse response;
+  const grpc::Status predicted = client.Predict(request, &response);
+  ASSERT_TRUE(predicted.ok()) << predicted.error_message();
+  EXPECT_EQ(response.version(), 2u);
+  EXPECT_EQ(response.predictions_size(), 2);
+  const std::vector<SubscribeRequest> requests = (*fake)->requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].subscriber(), "server@127.0.0.1:0");
+
+  const absl::Time begin = absl::Now();
+  (*daemon)->Shutdown();
+  EXPECT_LT(absl::Now() - begin, kPrompt);
+  (*daemon)->Shutdown();  // idempotent
+  EXPECT_FALSE(client.GetStatus(&status).ok()) << "still serving after Shutdown()";
+  EXPECT_THAT((*daemon)->Start(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("shut down")));
+}
+
+TEST(ServerDaemonTest, StartFailsOnAnAddressInUseAndNamesIt) {
+  absl::StatusOr<std::unique_ptr<ServerDaemon>> holder =
+      ServerDaemon::Create(DaemonOptions("127.0.0.1:1"));
+  ASSERT_OK(holder);
+  ASSERT_OK((*holder)->Start());
+  const std::string address = absl::StrCat("127.0.0.1:", (*holder)->port());
+  ServerDaemon::Options options = DaemonOptions("127.0.0.1:1");
+  options.listen = address;
+  absl::StatusOr<std::unique_ptr<ServerDaemon>> clash = ServerDaemon::Create(options);
+  ASSERT_OK(clash);
+  EXPECT_THAT((*clash)->Start(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr(address)));
+  EXPECT_EQ((*clash)->port(), 0);
+}
+
+}  // namespace
+}  // namespace contrail
