@@ -5,7 +5,7 @@
 // Each daemon keeps its own --listen (the defaults differ) and its own
 // flags; only main.cc files depend on this library, so that no library
 // reads a flag (STYLE.md). It stays torch-free: a daemon that runs LibTorch
-// applies ThreadsFlag() itself (torch::set_num_threads).
+// applies ThreadsFlag() itself (SetLibTorchThreads in common/model.h).
 //
 // Free functions, called from the main thread: InitDaemon() first, before
 // any thread starts; the others after it.

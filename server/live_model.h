@@ -54,9 +54,6 @@ class LiveModel {
   // model that holds nothing until the first snapshot applies.
   static absl::StatusOr<std::unique_ptr<LiveModel>> Create(const Options& options);
 
-  // Unchecked: `options` must be valid. Use Create(); this stays public
-  // only while tests/integration_test.cc builds a LiveModel with it.
-  explicit LiveModel(const Options& options) : options_(options) {}
   LiveModel(const LiveModel&) = delete;
   LiveModel& operator=(const LiveModel&) = delete;
 
@@ -78,6 +75,8 @@ class LiveModel {
   std::shared_ptr<const Version> Current() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  explicit LiveModel(const Options& options) : options_(options) {}
+
   absl::StatusOr<std::shared_ptr<Version>> ApplySnapshot(const Update& update);
   absl::StatusOr<std::shared_ptr<Version>> ApplyDelta(
       const std::shared_ptr<Version>& current, const Update& update);

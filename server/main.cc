@@ -7,9 +7,9 @@
 #include "absl/flags/flag.h"
 #include "common/daemon.h"
 #include "common/daemon_main.h"
+#include "common/model.h"
 #include "server/server_daemon.h"
 #include "spdlog/spdlog.h"
-#include "torch/torch.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
           "host:port to serve Predict and GetStatus on (port 0 picks a free "
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
       "Serves Predict from a model that follows a contrail trainer.\n"
       "Usage: server [--listen=127.0.0.1:50052] [--trainer=127.0.0.1:50051]",
       argc, argv);
-  if (contrail::ThreadsFlag() > 0) torch::set_num_threads(contrail::ThreadsFlag());
+  if (contrail::ThreadsFlag() > 0) contrail::SetLibTorchThreads(contrail::ThreadsFlag());
 
   contrail::ServerDaemon::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);

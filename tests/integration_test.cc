@@ -741,7 +741,8 @@ TEST_F(IntegrationTest, TorchScriptModelIsTrainedAndServedIdentically) {
   context.TryCancel();
   ASSERT_TRUE(snapshot.snapshot());
   EXPECT_EQ(snapshot.version(), trainer_status->version());
-  LiveModel local(LiveModel::Options{});
+  std::unique_ptr<LiveModel> live = LiveModel::Create(LiveModel::Options{}).value();
+  LiveModel& local = *live;
   ASSERT_TRUE(local.Apply(snapshot).ok());
   const PredictRequest request = MakeRequest(*test_set_, 0, 50);
   PredictResponse served;
