@@ -210,6 +210,7 @@ Network Wrap(std::shared_ptr<M> module) {
   }
   network.forward = [module](const torch::Tensor& x) { return module->forward(x); };
   network.set_training = [module](bool on) { module->train(on); };
+  network.to = [module](const torch::Device& device) { module->to(device); };
   network.owner = module;
   return network;
 }
@@ -241,6 +242,7 @@ absl::StatusOr<Network> LoadTorchScript(const std::string& module_bytes) {
     return module->forward({x}).toTensor();
   };
   network.set_training = [module](bool on) { module->train(on); };
+  network.to = [module](const torch::Device& device) { module->to(device); };
   network.owner = module;
   try {
     torch::NoGradGuard no_grad;

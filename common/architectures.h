@@ -46,6 +46,9 @@ struct Network {
   std::vector<std::pair<std::string, torch::Tensor>> buffers;
   std::function<torch::Tensor(const torch::Tensor&)> forward;
   std::function<void(bool)> set_training;
+  // Moves every parameter and buffer to a device, in place (the tensors
+  // above follow: LibTorch swaps their storage).
+  std::function<void(const torch::Device&)> to;
   std::shared_ptr<void> owner;  // keeps the module alive
 };
 

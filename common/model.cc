@@ -5,6 +5,7 @@
 #include <cmath>
 #include <exception>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -26,6 +27,7 @@ std::string DtypeName(const torch::Tensor& t) {
 
 struct Model::Impl {
   Network network;
+  torch::Device device = torch::kCPU;
   // Parameters then buffers; they share storage with network.
   std::vector<torch::Tensor> tensors;
 };
@@ -130,8 +132,45 @@ Model::Model(std::unique_ptr<Impl> impl, ModelSpec spec, int num_parameter_tenso
 
 Model::~Model() = default;
 
+absl::Status Model::MoveTo(const std::string& name) {
+  std::optional<torch::Device> device;
+  try {
+    device.emplace(name);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown device \"", name, "\"; expected cpu, cuda or cuda:N"));
+  }
+  if (device->is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "device ", name, ": this LibTorch has no CUDA (or sees no GPU); "
+          "build against a CUDA LibTorch to train on a GPU (README: Training on a GPU)"));
+    }
+    const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    if (device->has_index() && device->index() >= count) {
+      return absl::OutOfRangeError(absl::StrCat("device ", name, ": this machine has ",
+                                                count, " GPU(s)"));
+    }
+  } else if (!device->is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown device \"", name, "\"; expected cpu, cuda or cuda:N"));
+  }
+  try {
+    impl_->network.to(*device);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("moving the model to ", name, ": ", e.what()));
+  }
+  impl_->device = *device;
+  return absl::OkStatus();
+}
+
+std::string Model::device() const { return impl_->device.str(); }
+
+bool Model::on_cpu() const { return impl_->device.is_cpu(); }
+
 TensorViews Model::Views() {
   TensorViews views;
+  if (!on_cpu()) return views;
   views.reserve(impl_->tensors.size());
   for (torch::Tensor& t : impl_->tensors) {
     views.emplace_back(t.data_ptr<float>(), t.numel());
@@ -141,6 +180,7 @@ TensorViews Model::Views() {
 
 ConstTensorViews Model::Views() const {
   ConstTensorViews views;
+  if (!on_cpu()) return views;
   views.reserve(impl_->tensors.size());
   for (const torch::Tensor& t : impl_->tensors) {
     views.emplace_back(t.data_ptr<float>(), t.numel());
@@ -150,6 +190,7 @@ ConstTensorViews Model::Views() const {
 
 TensorViews Model::GradientViews() {
   TensorViews views;
+  if (!on_cpu()) return views;
   views.reserve(num_parameter_tensors_);
   for (int i = 0; i < num_parameter_tensors_; ++i) {
     torch::Tensor grad = impl_->tensors[i].grad();
@@ -162,11 +203,22 @@ TensorViews Model::GradientViews() {
   return views;
 }
 
-uint64_t Model::Checksum() const { return ChecksumTensors(Views()); }
+uint64_t Model::Checksum() const {
+  if (on_cpu()) return ChecksumTensors(Views());
+  std::vector<torch::Tensor> host;
+  ConstTensorViews views;
+  for (const torch::Tensor& t : impl_->tensors) {
+    host.push_back(t.to(torch::kCPU).contiguous());
+    views.emplace_back(host.back().data_ptr<float>(), host.back().numel());
+  }
+  return ChecksumTensors(views);
+}
 
 at::Tensor Model::Forward(const at::Tensor& inputs) {
   return impl_->network.forward(inputs);
 }
+
+at::Tensor Model::Parameter(int index) { return impl_->tensors[index]; }
 
 absl::Status Model::CheckInputShape(absl::Span<const int64_t> shape) const {
   const auto& expected = spec_.input_shape();
@@ -206,10 +258,11 @@ absl::StatusOr<Model::Predictions> Model::Predict(absl::Span<const int64_t> shap
   out.num_classes = classes;
   try {
     c10::InferenceMode inference;
-    const torch::Tensor inputs = torch::from_blob(
-        const_cast<float*>(values.data()),
-        std::vector<int64_t>(shape.begin(), shape.end()), torch::kFloat);
-    const torch::Tensor logits = impl_->network.forward(inputs);
+    const torch::Tensor inputs =
+        torch::from_blob(const_cast<float*>(values.data()),
+                         std::vector<int64_t>(shape.begin(), shape.end()), torch::kFloat)
+            .to(impl_->device);
+    const torch::Tensor logits = impl_->network.forward(inputs).to(torch::kCPU);
     if (logits.dim() != 2 || logits.size(0) != batch || logits.size(1) != classes) {
       return absl::InternalError(absl::StrCat(
           spec_.architecture(), " answered a batch of ", batch, " with logits of shape [",

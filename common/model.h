@@ -84,7 +84,17 @@ class Model {
 
   const ModelSpec& spec() const { return spec_; }
 
-  // Every parameter and buffer, in spec order.
+  // Moves the model to `device`: "cpu", "cuda" or "cuda:N".
+  // INVALID_ARGUMENT for another name, FAILED_PRECONDITION when this
+  // LibTorch was built without CUDA or sees no GPU, OUT_OF_RANGE for a GPU
+  // index it does not have.
+  absl::Status MoveTo(const std::string& device);
+  // "cpu", "cuda:0", ...
+  std::string device() const;
+  bool on_cpu() const;
+
+  // Every parameter and buffer, in spec order. CPU models only (empty on
+  // another device, whose tensors a CopyFrom() into a CPU copy reads).
   TensorViews Views();
   ConstTensorViews Views() const;
   // Gradients of the parameters (the first num_parameter_tensors() views),
@@ -112,6 +122,9 @@ class Model {
   // [N, num_classes] for inputs [N] + input_shape, with autograd as the
   // caller's mode says. Throws on a malformed input.
   at::Tensor Forward(const at::Tensor& inputs);
+  // Parameter tensor `index` (< num_parameter_tensors()), sharing the
+  // model's storage, on the model's device.
+  at::Tensor Parameter(int index);
 
   // Training mode (dropout, batch-norm statistics) on or off.
   void SetTraining(bool training);
@@ -119,7 +132,8 @@ class Model {
   // Zeroes every gradient.
   void ZeroGradients();
 
-  // Overwrites this model's tensors with `other`'s (same fingerprint).
+  // Overwrites this model's tensors with `other`'s (same fingerprint),
+  // across devices if they differ.
   absl::Status CopyFrom(const Model& other);
 
  private:

@@ -206,6 +206,39 @@ TEST_F(ModelTest, WritingWeightsThroughViewsChangesForward) {
   EXPECT_TRUE(torch::equal(after, torch::zeros({3, 10})));
 }
 
+TEST_F(ModelTest, MoveToRejectsUnknownDevicesAndCudaWithoutCuda) {
+  auto model = Model::Create("lenet5", 1);
+  ASSERT_TRUE(model.ok());
+  const absl::Status tpu = (*model)->MoveTo("tpu");
+  EXPECT_EQ(tpu.code(), absl::StatusCode::kInvalidArgument) << tpu;
+  EXPECT_TRUE((*model)->MoveTo("cpu").ok());
+  EXPECT_TRUE((*model)->on_cpu());
+  EXPECT_EQ((*model)->Views().size(), static_cast<size_t>((*model)->spec().tensors_size()));
+  if (!torch::cuda::is_available()) {
+    const absl::Status cuda = (*model)->MoveTo("cuda");
+    EXPECT_EQ(cuda.code(), absl::StatusCode::kFailedPrecondition) << cuda;
+    EXPECT_NE(cuda.message().find("this LibTorch has no CUDA"), std::string::npos) << cuda;
+    EXPECT_TRUE((*model)->on_cpu());
+  }
+}
+
+// On a GPU, Predict and Checksum give the CPU model's answers.
+TEST_F(ModelTest, PredictsAndChecksumsOnTheGpu_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  auto cpu = Model::Create("lenet5", 1);
+  auto gpu = Model::Create("lenet5", 1);
+  ASSERT_TRUE(cpu.ok() && gpu.ok());
+  ASSERT_TRUE((*gpu)->MoveTo("cuda").ok());
+  EXPECT_EQ((*gpu)->Checksum(), (*cpu)->Checksum());
+  (*cpu)->SetTraining(false);
+  (*gpu)->SetTraining(false);
+  const std::vector<float> pixels(2 * 28 * 28, 0.5f);
+  auto a = (*cpu)->Predict({2, 1, 28, 28}, pixels);
+  auto b = (*gpu)->Predict({2, 1, 28, 28}, pixels);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->labels, b->labels);
+}
+
 TEST_F(ModelTest, CheckInputShapeAcceptsBatchesOfImages) {
   std::unique_ptr<Model> model = MustCreate("lenet5", 1);
   ASSERT_NE(model, nullptr);

@@ -95,5 +95,47 @@ TEST_F(SgdStepTest, MalformedInputsAreAnInternalErrorNotAnException) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("training step failed")));
 }
 
+// The tensor-ops path (what a GPU runs), forced on the CPU, changes the same
+// entries to the same values as the span path, step after step (residuals
+// and Adam moments included).
+TEST_F(SgdStepTest, TensorOpsPathMatchesTheSpanPath) {
+  for (const OptimizerKind kind : {OptimizerKind::kAdam, OptimizerKind::kSgd}) {
+    for (const bool sparse : {true, false}) {
+      SCOPED_TRACE(testing::Message() << "adam " << (kind == OptimizerKind::kAdam)
+                                      << " sparse " << sparse);
+      std::unique_ptr<Model> spans = Model::Create("mlp", /*seed=*/5).value();
+      std::unique_ptr<Model> tensors = Model::Create("mlp", /*seed=*/5).value();
+      SparseOptimizer::Options optimizer;
+      optimizer.kind = kind;
+      optimizer.lr = 0.01;
+      SgdStep span_step(spans.get(), optimizer, TopK(0.01));
+      SgdStep tensor_step(tensors.get(), optimizer, TopK(0.01), /*tensor_ops=*/true);
+      for (int i = 0; i < 3; ++i) {
+        const torch::Tensor inputs = torch::rand({16, 1, 28, 28});
+        const torch::Tensor labels = torch::randint(0, 10, {16}, torch::kLong);
+        ASSERT_OK(span_step.Run(inputs, labels, sparse));
+        ASSERT_OK(tensor_step.Run(inputs, labels, sparse));
+      }
+      const std::vector<std::vector<float>> a = Copy(*spans);
+      const std::vector<std::vector<float>> b = Copy(*tensors);
+      for (size_t t = 0; t < a.size(); ++t) {
+        for (size_t i = 0; i < a[t].size(); ++i) {
+          ASSERT_NEAR(a[t][i], b[t][i], 1e-5f * (1 + std::abs(a[t][i])))
+              << model_->spec().tensors(t).name() << "[" << i << "]";
+        }
+      }
+    }
+  }
+}
+
+TEST_F(SgdStepTest, SparseStepOnTheGpu_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  ASSERT_OK(model_->MoveTo("cuda"));
+  SgdStep step(model_.get(), SparseOptimizer::Options(), TopK(0.01));
+  absl::StatusOr<double> loss = step.Run(inputs_, labels_, /*sparse=*/true);
+  ASSERT_OK(loss);
+  EXPECT_TRUE(std::isfinite(*loss));
+}
+
 }  // namespace
 }  // namespace contrail

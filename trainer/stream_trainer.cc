@@ -86,13 +86,22 @@ absl::StatusOr<std::unique_ptr<StreamTrainer>> StreamTrainer::Create(
   if (served == nullptr || served->spec().fingerprint() != spec.fingerprint()) {
     return Invalid("the served model must be another instance of the trained one");
   }
-  return std::unique_ptr<StreamTrainer>(new StreamTrainer(
-      options, std::move(source), std::move(model), std::move(served), publisher));
+  // On another device than the CPU, the model trains there and a CPU copy
+  // of it, refreshed after each step, is what the deployer reads.
+  std::unique_ptr<Model> host;
+  if (options.device != "cpu") {
+    CONTRAIL_ASSIGN_OR_RETURN(host, Model::CreateLike(*model, options.seed));
+    CONTRAIL_RETURN_IF_ERROR(host->CopyFrom(*model));
+    CONTRAIL_RETURN_IF_ERROR(model->MoveTo(options.device));
+  }
+  return std::unique_ptr<StreamTrainer>(
+      new StreamTrainer(options, std::move(source), std::move(model), std::move(host),
+                        std::move(served), publisher));
 }
 
 StreamTrainer::StreamTrainer(const Options& options,
                              std::unique_ptr<ExampleSource> source,
-                             std::unique_ptr<Model> model,
+                             std::unique_ptr<Model> model, std::unique_ptr<Model> host,
                              std::unique_ptr<Model> served,
                              UpdatePublisher* publisher)
     : options_(options),
@@ -100,6 +109,7 @@ StreamTrainer::StreamTrainer(const Options& options,
       publisher_(publisher),
       source_(std::move(source)),
       model_(std::move(model)),
+      host_(std::move(host)),
       served_(std::move(served)),
       history_(source_->input_shape()),
       step_(std::make_unique<SgdStep>(model_.get(), options.optimizer,
@@ -166,6 +176,16 @@ void StreamTrainer::Run() {
   finished_.Notify();
 }
 
+ConstTensorViews StreamTrainer::Trained() {
+  if (host_ == nullptr) return AsConst(model_->Views());
+  if (host_stale_) {
+    // Same fingerprint, so this cannot fail; the copy crosses devices.
+    host_->CopyFrom(*model_).IgnoreError();
+    host_stale_ = false;
+  }
+  return AsConst(host_->Views());
+}
+
 absl::Status StreamTrainer::TrainAndDeploy() {
   CONTRAIL_RETURN_IF_ERROR(InitialTraining());
   return Stream();
@@ -184,7 +204,7 @@ absl::StatusOr<bool> StreamTrainer::AwaitExamples(int64_t count, Examples* fresh
                               source_->Read(count - fresh->count(), deadline, fresh));
     if (read.end_of_stream) return true;
     if (read.count == 0 && held_back) {
-      CONTRAIL_RETURN_IF_ERROR(deployer_.SendHeldBack(AsConst(model_->Views())));
+      CONTRAIL_RETURN_IF_ERROR(deployer_.SendHeldBack(Trained()));
     }
   }
   return false;
@@ -194,6 +214,7 @@ absl::StatusOr<double> StreamTrainer::TrainStep(const std::vector<int64_t>& batc
                                                 bool sparse) {
   const auto [inputs, labels] = history_.Gather(batch);
   CONTRAIL_ASSIGN_OR_RETURN(const double loss, step_->Run(inputs, labels, sparse));
+  host_stale_ = true;
   if (!std::isfinite(loss)) {
     absl::MutexLock lock(&mu_);
     ++stats_.skipped_steps;
@@ -258,8 +279,8 @@ absl::Status StreamTrainer::InitialTraining() {
   history_.Append(initial);
   CONTRAIL_RETURN_IF_ERROR(TrainEpochs(history_.size(), options_.initial_epochs,
                                        "initial training"));
-  deployer_.Start(AsConst(model_->Views()));
-  checksum_ = model_->Checksum();
+  deployer_.Start(Trained());
+  checksum_ = host_ != nullptr ? host_->Checksum() : model_->Checksum();
   {
     absl::MutexLock lock(&mu_);
     stats_.trainer_checksum = checksum_;
@@ -280,6 +301,7 @@ absl::Status StreamTrainer::Retrain(int64_t n) {
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> fresh,
                             Model::CreateLike(*model_, options_.seed + round));
   CONTRAIL_RETURN_IF_ERROR(model_->CopyFrom(*fresh));
+  host_stale_ = true;
   step_ = std::make_unique<SgdStep>(model_.get(), options_.optimizer,
                                     options_.sparsity);
   CONTRAIL_RETURN_IF_ERROR(TrainEpochs(n, options_.retrain_epochs,
@@ -310,7 +332,7 @@ absl::StatusOr<double> StreamTrainer::TrainOnArrival(int64_t begin, int64_t end,
     if (end - first >= *next_retrain) {
       *next_retrain += options_.retrain_every;
       CONTRAIL_RETURN_IF_ERROR(Retrain(end));
-      CONTRAIL_RETURN_IF_ERROR(deployer_.Flush(AsConst(model_->Views())));
+      CONTRAIL_RETURN_IF_ERROR(deployer_.Flush(Trained()));
     }
     return std::nan("");
   }
@@ -320,7 +342,7 @@ absl::StatusOr<double> StreamTrainer::TrainOnArrival(int64_t begin, int64_t end,
       const double loss,
       TrainStep(sampler_.FormBatch(fresh, /*history_size=*/begin, options_.batch_size),
                 /*sparse=*/true));
-  CONTRAIL_RETURN_IF_ERROR(deployer_.AfterStep(AsConst(model_->Views())));
+  CONTRAIL_RETURN_IF_ERROR(deployer_.AfterStep(Trained()));
   return loss;
 }
 
@@ -396,8 +418,8 @@ absl::Status StreamTrainer::Stream() {
       if (options_.mode != TrainingMode::kFull) ++steps;
     }
     // The end of the stream deploys whatever is still held back.
-    if (last) CONTRAIL_RETURN_IF_ERROR(deployer_.Flush(AsConst(model_->Views())));
-    checksum_ = model_->Checksum();
+    if (last) CONTRAIL_RETURN_IF_ERROR(deployer_.Flush(Trained()));
+    checksum_ = host_ != nullptr ? host_->Checksum() : model_->Checksum();
     RecordArrival(fresh.count(), tested, loss, steps, last);
   }
   return absl::OkStatus();

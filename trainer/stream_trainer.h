@@ -92,6 +92,10 @@ class StreamTrainer {
     absl::Duration log_interval = absl::Seconds(2);
     // Where time comes from; null = the real clock. Must outlive the trainer.
     Clock* clock = nullptr;
+    // Where the model trains: "cpu", "cuda" or "cuda:N". On a GPU the
+    // step's selection and optimizer run there with LibTorch ops
+    // (SgdStep), and the deployer reads a CPU copy of the model.
+    std::string device = "cpu";
   };
 
   struct CurvePoint {
@@ -163,8 +167,12 @@ class StreamTrainer {
   };
 
   StreamTrainer(const Options& options, std::unique_ptr<ExampleSource> source,
-                std::unique_ptr<Model> model, std::unique_ptr<Model> served,
-                UpdatePublisher* publisher);
+                std::unique_ptr<Model> model, std::unique_ptr<Model> host,
+                std::unique_ptr<Model> served, UpdatePublisher* publisher);
+
+  // The trained model's tensors as CPU spans, for the deployer: the model's
+  // own, or its CPU copy brought up to date when it trains on a GPU.
+  ConstTensorViews Trained();
 
   // The training thread's body: records the outcome and the final phase.
   void Run();
@@ -210,6 +218,9 @@ class StreamTrainer {
   // Owned by the training thread while it runs.
   std::unique_ptr<ExampleSource> source_;
   std::unique_ptr<Model> model_;
+  // A CPU copy of model_ when it is on another device; null on the CPU.
+  std::unique_ptr<Model> host_;
+  bool host_stale_ = false;  // host_ lags model_
   std::unique_ptr<Model> served_;  // the mirror; written by the publisher
   ExampleHistory history_;
   std::unique_ptr<SgdStep> step_;

@@ -74,7 +74,8 @@ absl::Status TrainerDaemon::Start() {
 }
 
 void TrainerDaemon::Shutdown() {
-  if (shut_down_) return;
+  // A daemon whose Create() failed half-way has no trainer or publisher.
+  if (shut_down_ || trainer_ == nullptr) return;
   shut_down_ = true;
   trainer_->Stop();
   publisher_->Close();

@@ -1,6 +1,7 @@
 #include "trainer/trainer_daemon.h"
 
 #include <grpcpp/grpcpp.h>
+#include <torch/torch.h>
 
 #include <cstdlib>
 #include <memory>
@@ -18,6 +19,8 @@ namespace contrail {
 namespace {
 
 using ::testing::HasSubstr;
+
+bool TorchHasCuda() { return torch::cuda::is_available(); }
 
 std::string TempDir() {
   const char* tmp = std::getenv("TEST_TMPDIR");
@@ -113,6 +116,33 @@ TEST_F(TrainerDaemonTest, CreateRejectsAStreamLongerThanTheData) {
   EXPECT_THAT(TrainerDaemon::Create(options),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("cannot replay 700 examples: the data has 600")));
+}
+
+TEST_F(TrainerDaemonTest, CudaWithoutCudaIsOneClearError) {
+  if (TorchHasCuda()) GTEST_SKIP() << "this LibTorch has a GPU";
+  TrainerDaemon::Options options = SmallOptions();
+  options.training.set_device("cuda");
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("this LibTorch has no CUDA")));
+  options.training.set_device("tpu");
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown device")));
+}
+
+// A whole run on the GPU: the served mirror ends equal to the trained
+// model, through the CPU copy the deployer reads.
+TEST_F(TrainerDaemonTest, TrainsOnTheGpu_CUDA) {
+  if (!TorchHasCuda()) GTEST_SKIP() << "no GPU";
+  TrainerDaemon::Options options = SmallOptions();
+  options.training.set_device("cuda");
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon = TrainerDaemon::Create(options);
+  ASSERT_OK(daemon);
+  ASSERT_OK((*daemon)->Start());
+  ASSERT_OK((*daemon)->trainer().WaitUntilFinished(absl::Seconds(120)));
+  const StreamTrainer::Stats stats = (*daemon)->trainer().stats();
+  EXPECT_EQ(stats.examples_seen, 200);
+  EXPECT_EQ((*daemon)->publisher().mirror_checksum(), stats.trainer_checksum);
 }
 
 TEST_F(TrainerDaemonTest, StartOnAPortInUseIsUnavailable) {

@@ -62,6 +62,9 @@ ABSL_FLAG(double, replay_rate, Defaults().replay_rate(),
 ABSL_FLAG(uint64_t, seed, Defaults().seed(), "seed for weights, sampling and data order");
 ABSL_FLAG(int64_t, retain_updates, Defaults().retain_updates(),
           "updates kept for servers that reconnect; older servers get a snapshot");
+ABSL_FLAG(std::string, device, Defaults().device(),
+          "where the model trains: cpu, cuda or cuda:N (needs a CUDA build of "
+          "LibTorch; selection and the optimizer then run on the GPU)");
 
 namespace contrail {
 namespace {
@@ -121,6 +124,7 @@ absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
   config.set_replay_rate(absl::GetFlag(FLAGS_replay_rate));
   config.set_seed(absl::GetFlag(FLAGS_seed));
   config.set_retain_updates(absl::GetFlag(FLAGS_retain_updates));
+  config.set_device(absl::GetFlag(FLAGS_device));
   return config;
 }
 

@@ -194,6 +194,7 @@ const TrainingConfig& DefaultTrainingConfig() {
     config->set_curve_every(trainer.curve_every);
     config->set_replay_rate(replay.rate);
     config->set_retain_updates(static_cast<int64_t>(publisher.max_retained_updates));
+    config->set_device(trainer.device);
     return config;
   }();
   return *defaults;
@@ -270,6 +271,7 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
   trainer.retrain_epochs = config.retrain_epochs();
   trainer.warmup_updates = config.warmup_updates();
   trainer.curve_every = config.curve_every();
+  trainer.device = config.device();
 
   if (!config.has_deploy_ratio()) {
     config.set_deploy_ratio(ResolveDeployRatio(/*requested=*/0, trainer.sparsity));
