@@ -18,6 +18,8 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
+#include "common/daemon.h"
+#include "spdlog/spdlog.h"
 
 ABSL_DECLARE_FLAG(std::string, port_file);
 ABSL_DECLARE_FLAG(int32_t, threads);
@@ -44,6 +46,23 @@ int ThreadsFlag();
 // Writes `port` to --port_file (atomically; nothing when the flag is unset),
 // so that a caller that asked for port 0 learns the bound port.
 absl::Status WritePortFileFlag(int port);
+
+// The life of a created daemon (TrainerDaemon, ServerDaemon: Start(),
+// port(), Shutdown()) in its main: starts it, writes --port_file, serves
+// until SIGINT or SIGTERM, shuts it down; Fail()s when it cannot start.
+// Returns main's exit status.
+template <typename Daemon>
+int ServeUntilSignal(const std::string& program, Daemon& daemon) {
+  if (absl::Status started = daemon.Start(); !started.ok()) Fail(program, started);
+  if (absl::Status written = WritePortFileFlag(daemon.port()); !written.ok()) {
+    daemon.Shutdown();
+    Fail(program, written);
+  }
+  const int signal = WaitForTerminationSignal();
+  spdlog::info("signal {} received: shutting down", signal);
+  daemon.Shutdown();
+  return 0;
+}
 
 }  // namespace contrail
 

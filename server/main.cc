@@ -5,11 +5,9 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "common/daemon.h"
 #include "common/daemon_main.h"
 #include "common/model.h"
 #include "server/server_daemon.h"
-#include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
           "host:port to serve Predict and GetStatus on (port 0 picks a free "
@@ -40,16 +38,5 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<contrail::ServerDaemon>> daemon =
       contrail::ServerDaemon::Create(options);
   if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());
-  if (absl::Status started = (*daemon)->Start(); !started.ok()) {
-    contrail::Fail(kProgram, started);
-  }
-  if (absl::Status written = contrail::WritePortFileFlag((*daemon)->port()); !written.ok()) {
-    (*daemon)->Shutdown();
-    contrail::Fail(kProgram, written);
-  }
-
-  const int signal = contrail::WaitForTerminationSignal();
-  spdlog::info("signal {} received: shutting down", signal);
-  (*daemon)->Shutdown();
-  return 0;
+  return contrail::ServeUntilSignal(kProgram, **daemon);
 }

@@ -6,11 +6,9 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "common/daemon.h"
 #include "common/daemon_main.h"
 #include "common/idx_reader.h"
 #include "common/model.h"
-#include "spdlog/spdlog.h"
 #include "trainer/trainer_daemon.h"
 #include "trainer/trainer_flags.h"
 
@@ -43,16 +41,5 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<contrail::TrainerDaemon>> daemon =
       contrail::TrainerDaemon::Create(options);
   if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());
-  if (absl::Status started = (*daemon)->Start(); !started.ok()) {
-    contrail::Fail(kProgram, started);
-  }
-  if (absl::Status written = contrail::WritePortFileFlag((*daemon)->port()); !written.ok()) {
-    (*daemon)->Shutdown();
-    contrail::Fail(kProgram, written);
-  }
-
-  const int signal = contrail::WaitForTerminationSignal();
-  spdlog::info("signal {} received: shutting down", signal);
-  (*daemon)->Shutdown();
-  return 0;
+  return contrail::ServeUntilSignal(kProgram, **daemon);
 }
