@@ -61,10 +61,12 @@ nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride,
 
 // torchvision's BasicBlock.
 struct BasicBlockImpl : nn::Module {
+  // Members are initialized, and so registered, in declaration order (conv1,
+  // conv2, bn1, bn2), which fixes the order of Network::parameters.
   BasicBlockImpl(int64_t in, int64_t out, int64_t stride)
       : conv1(register_module("conv1", Conv(in, out, 3, stride))),
-        bn1(register_module("bn1", nn::BatchNorm2d(out))),
         conv2(register_module("conv2", Conv(out, out, 3, 1))),
+        bn1(register_module("bn1", nn::BatchNorm2d(out))),
         bn2(register_module("bn2", nn::BatchNorm2d(out))) {
     if (stride != 1 || in != out) {
       downsample = register_module(

@@ -411,7 +411,7 @@ std::string MarkdownTable(const std::vector<ExperimentResult>& results,
   }
   absl::StrAppend(&text, "| ", absl::StrJoin(header, " | "), " |\n|");
   for (size_t i = 0; i < header.size(); ++i) {
-    absl::StrAppend(&text, i < 4 + other_models ? " --- |" : " ---: |");
+    absl::StrAppend(&text, i < size_t{4} + other_models ? " --- |" : " ---: |");
   }
   absl::StrAppend(&text, "\n");
   std::vector<std::string> notes;
