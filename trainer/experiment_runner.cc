@@ -24,13 +24,11 @@
 #include "absl/time/time.h"
 #include "common/model.h"
 #include "common/model_spec.h"
-#include "common/sparse_selector.h"
 #include "common/status_macros.h"
 #include "common/update_codec.h"
 #include "spdlog/spdlog.h"
 #include "trainer/drift.h"
 #include "trainer/replay_source.h"
-#include "trainer/sparse_optimizer.h"
 #include "trainer/training_config.h"
 
 namespace contrail {

@@ -34,15 +34,15 @@ absl::StatusOr<std::unique_ptr<ReplaySource>> ReplaySource::Create(
                                       options.drift_seed,
                                       static_cast<int32_t>(num_classes), &data));
   return std::unique_ptr<ReplaySource>(
-      new ReplaySource(options, std::move(data), num_classes));
+      new ReplaySource(options, std::move(data), num_classes, count));
 }
 
 ReplaySource::ReplaySource(const Options& options, LabelledImages data,
-                           int64_t num_classes)
+                           int64_t num_classes, int64_t count)
     : options_(options),
       data_(std::move(data)),
       num_classes_(num_classes),
-      count_(options.count == 0 ? data_.count : options.count),
+      count_(count),
       clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
 
 std::vector<int64_t> ReplaySource::input_shape() const {

@@ -60,7 +60,9 @@ class ReplaySource final : public ExampleSource {
   int64_t position() const { return next_; }
 
  private:
-  ReplaySource(const Options& options, LabelledImages data, int64_t num_classes);
+  // `count`: options.count resolved (0 = all of the data).
+  ReplaySource(const Options& options, LabelledImages data, int64_t num_classes,
+               int64_t count);
 
   // How many examples have arrived by `time` (all of them when unpaced).
   int64_t ArrivedBy(absl::Time time) const;
