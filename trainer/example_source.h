@@ -9,8 +9,11 @@
 #define CONTRAIL_TRAINER_EXAMPLE_SOURCE_H_
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -27,6 +30,15 @@ struct Examples {
     inputs.clear();
     labels.clear();
   }
+};
+
+// What a source took in, for GetStatus. A source that validates what it is
+// sent (ingest, JetStream) counts what it accepted and rejected.
+struct SourceCounters {
+  int64_t accepted = 0;  // examples validated and queued (or replayed)
+  int64_t rejected = 0;
+  std::map<std::string, int64_t> rejected_by_reason;
+  int64_t queued = 0;  // accepted, not yet handed to the trainer by Read()
 };
 
 class ExampleSource {
@@ -49,6 +61,16 @@ class ExampleSource {
   // [0, num_classes()) and every example has the input shape.
   virtual absl::StatusOr<ReadResult> Read(int64_t max_count, absl::Time deadline,
                                           Examples* out) = 0;
+
+  // The first `count` examples Read() handed out (counted from the first
+  // read; never decreasing) have been trained on. A durable source
+  // acknowledges them now, so that a restarted trainer resumes after them.
+  virtual absl::Status Commit(int64_t count) { return absl::OkStatus(); }
+
+  // "replay", "ingest", or the JetStream URL. Thread-safe.
+  virtual std::string name() const = 0;
+  // Thread-safe.
+  virtual SourceCounters counters() const = 0;
 };
 
 }  // namespace contrail

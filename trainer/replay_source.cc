@@ -86,7 +86,14 @@ absl::StatusOr<ExampleSource::ReadResult> ReplaySource::Read(int64_t max_count,
   out->labels.insert(out->labels.end(), data_.labels.begin() + next_,
                      data_.labels.begin() + next_ + n);
   next_ += n;
+  handed_out_.store(next_, std::memory_order_relaxed);
   return ReadResult{n, next_ == count_};
+}
+
+SourceCounters ReplaySource::counters() const {
+  SourceCounters counters;
+  counters.accepted = handed_out_.load(std::memory_order_relaxed);
+  return counters;
 }
 
 }  // namespace contrail

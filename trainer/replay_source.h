@@ -11,9 +11,11 @@
 #ifndef CONTRAIL_TRAINER_REPLAY_SOURCE_H_
 #define CONTRAIL_TRAINER_REPLAY_SOURCE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -55,6 +57,9 @@ class ReplaySource final : public ExampleSource {
   int64_t num_classes() const override { return num_classes_; }
   absl::StatusOr<ReadResult> Read(int64_t max_count, absl::Time deadline,
                                   Examples* out) override;
+  std::string name() const override { return "replay"; }
+  // Replayed examples count as accepted; nothing is ever rejected or queued.
+  SourceCounters counters() const override;
 
   // Examples handed out so far.
   int64_t position() const { return next_; }
@@ -75,6 +80,8 @@ class ReplaySource final : public ExampleSource {
   Clock* const clock_;
 
   int64_t next_ = 0;
+  // next_, for counters() on other threads.
+  std::atomic<int64_t> handed_out_{0};
   // When pacing started: the first read after the unpaced examples.
   std::optional<absl::Time> paced_since_;
 };
