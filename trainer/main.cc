@@ -23,6 +23,12 @@ ABSL_FLAG(std::string, source, "replay",
 ABSL_FLAG(std::string, data_dir, contrail::kFashionMnistDir,
           "--source=replay: folder with train-images-idx3-ubyte.gz and "
           "train-labels-idx1-ubyte.gz");
+ABSL_FLAG(std::string, state_dir, "",
+          "folder for checkpoints and the update log, so that a restarted trainer "
+          "(even after kill -9) continues the same run and versions; empty = none");
+ABSL_FLAG(double, checkpoint_every_s, 30,
+          "--state_dir: seconds between checkpoints (one also follows initial "
+          "training and ends training)");
 ABSL_FLAG(int64_t, ingest_queue, 10000,
           "--source=ingest: accepted examples that may wait for training; "
           "producers are held back (gRPC flow control) while the queue is full");
@@ -47,6 +53,8 @@ int main(int argc, char** argv) {
   options.source = absl::GetFlag(FLAGS_source);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.ingest_queue = absl::GetFlag(FLAGS_ingest_queue);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.checkpoint_every = absl::Seconds(absl::GetFlag(FLAGS_checkpoint_every_s));
   absl::StatusOr<contrail::TrainingConfig> training = contrail::TrainingConfigFromFlags();
   if (!training.ok()) contrail::Fail(kProgram, training.status());
   options.training = *std::move(training);

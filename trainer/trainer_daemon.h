@@ -22,10 +22,12 @@
 #include "common/idx_reader.h"
 #include "proto/experiment.pb.h"
 #include "trainer/stream_trainer.h"
+#include "trainer/checkpoint_store.h"
 #include "trainer/ingest_queue.h"
 #include "trainer/ingest_service_impl.h"
 #include "trainer/trainer_status_service_impl.h"
 #include "trainer/training_config.h"
+#include "trainer/update_log.h"
 #include "trainer/update_publisher.h"
 #include "trainer/update_service_impl.h"
 
@@ -46,6 +48,11 @@ class TrainerDaemon {
     // --source=ingest: examples that may wait for training; producers are
     // held back while that many wait.
     int64_t ingest_queue = 10000;
+    // Where checkpoints and the update log live; empty = nothing survives
+    // the process. A trainer started on a directory with a checkpoint
+    // continues its run.
+    std::string state_dir;
+    absl::Duration checkpoint_every = absl::Seconds(30);
     // How to train and deploy; unset fields take their defaults.
     TrainingConfig training;
   };
@@ -79,7 +86,10 @@ class TrainerDaemon {
 
   const Options options_;
   const TrainingPlan plan_;
-  // Declared in dependency order: destroyed trainer first, publisher last.
+  // Declared in dependency order: destroyed trainer first, publisher, then
+  // the durable state.
+  std::unique_ptr<CheckpointStore> checkpoints_;
+  std::unique_ptr<UpdateLog> update_log_;
   std::unique_ptr<UpdatePublisher> publisher_;
   std::unique_ptr<StreamTrainer> trainer_;
   // The ingest source when options.source is "ingest" (owned by trainer_).
