@@ -130,7 +130,10 @@ JetStreamConnection::JetStreamConnection(JetStreamUrl url, natsConnection* conne
     : url_(std::move(url)), connection_(connection), jetstream_(jetstream) {}
 
 JetStreamConnection::~JetStreamConnection() {
-  natsConnection_FlushTimeout(connection_, kCloseFlushMs);
+  // A connection that is down has nobody to flush to.
+  if (natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED) {
+    natsConnection_FlushTimeout(connection_, kCloseFlushMs);
+  }
   jsCtx_Destroy(jetstream_);
   natsConnection_Destroy(connection_);
 }
