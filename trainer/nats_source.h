@@ -6,7 +6,9 @@
 //  - Every message is validated against the model (ExampleValidator): a bad
 //    one (or one that does not parse as an Example: "malformed") is counted
 //    as rejected by reason and never handed out; a good one is handed out by
-//    Read() in stream order.
+//    Read() in stream order. Rejections are described by stream sequence
+//    ("example 17 (id x): label 12 is outside [0, 10)") and logged at most
+//    every 10 s.
 //  - A good example is acked only once Commit() says the trainer has
 //    trained it, and acks go out in stream order: a rejected message is
 //    acked once every message before it is. So the consumer's ack floor is
