@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
   python3 python3-torch gnuplot-nox gzip
+  nats-server libnats-dev
 )
 
 missing=()

@@ -18,8 +18,11 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "a free port; see --port_file)");
 ABSL_FLAG(std::string, source, "replay",
           "where examples come from: replay (the IDX data set in --data_dir, "
-          "replayed at --replay_rate) or ingest (only what producers send over "
-          "IngestService, e.g. contrailctl ingest)");
+          "replayed at --replay_rate), ingest (only what producers send over "
+          "IngestService, e.g. contrailctl ingest) or "
+          "nats://HOST:PORT/STREAM/SUBJECT (a NATS JetStream stream, read by the "
+          "durable consumer contrail-trainer and acked once trained; a restart "
+          "resumes after the last acked example)");
 ABSL_FLAG(std::string, data_dir, contrail::kFashionMnistDir,
           "--source=replay: folder with train-images-idx3-ubyte.gz and "
           "train-labels-idx1-ubyte.gz");
@@ -42,7 +45,7 @@ int main(int argc, char** argv) {
       kProgram,
       "Trains a model on a labelled stream with sparse proactive SGD and "
       "streams sparse updates to contrail servers.\n"
-      "Usage: trainer [--listen=127.0.0.1:50051] [--source=replay|ingest] "
+      "Usage: trainer [--listen=127.0.0.1:50051] [--source=replay|ingest|nats://...] "
       "[--data_dir=...] "
       "[--sparsity=topk --ratio=0.001] ...",
       argc, argv);

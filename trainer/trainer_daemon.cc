@@ -6,6 +6,7 @@
 #include <vector>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
 #include "common/float_bytes.h"
@@ -15,6 +16,7 @@
 #include "common/update_codec.h"
 #include "spdlog/spdlog.h"
 #include "trainer/durable_file.h"
+#include "trainer/nats_source.h"
 #include "trainer/replay_source.h"
 
 namespace contrail {
@@ -22,6 +24,7 @@ namespace {
 
 constexpr char kReplaySource[] = "replay";
 constexpr char kIngestSource[] = "ingest";
+constexpr char kNatsPrefix[] = "nats://";
 
 // Deletes every update log segment in `dir`.
 absl::Status RemoveUpdateLogs(const std::string& dir) {
@@ -41,9 +44,11 @@ absl::Status RemoveUpdateLogs(const std::string& dir) {
 absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     const Options& options) {
   const bool replay = options.source == kReplaySource;
-  if (!replay && options.source != kIngestSource) {
+  const bool nats = absl::StartsWith(options.source, kNatsPrefix);
+  if (!replay && !nats && options.source != kIngestSource) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--source must be replay or ingest, got \"", options.source, "\""));
+        "--source must be replay, ingest or nats://HOST:PORT/STREAM/SUBJECT, got \"",
+        options.source, "\""));
   }
   if (options.ingest_queue < 1) {
     return absl::InvalidArgumentError(
@@ -114,6 +119,12 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     spdlog::info("read {} examples of {}x{}", data.count, data.rows, data.cols);
     CONTRAIL_ASSIGN_OR_RETURN(
         source, ReplaySource::Create(plan.replay, std::move(data), spec.num_classes()));
+  } else if (nats) {
+    NatsSource::Options nats_options;
+    nats_options.url = options.source;
+    nats_options.input_shape.assign(spec.input_shape().begin(), spec.input_shape().end());
+    nats_options.num_classes = spec.num_classes();
+    CONTRAIL_ASSIGN_OR_RETURN(source, NatsSource::Create(nats_options));
   } else {
     auto queue = std::make_unique<IngestQueue>(
         std::vector<int64_t>(spec.input_shape().begin(), spec.input_shape().end()),

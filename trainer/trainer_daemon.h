@@ -40,7 +40,9 @@ class TrainerDaemon {
     // port (see port()).
     std::string listen = "127.0.0.1:50051";
     // Where examples come from: "replay" (the IDX data set in data_dir,
-    // replayed), "ingest" (only what producers send over IngestService).
+    // replayed), "ingest" (only what producers send over IngestService),
+    // or "nats://HOST:PORT/STREAM/SUBJECT" (a JetStream stream; see
+    // trainer/nats_source.h).
     std::string source = "replay";
     // Folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz,
     // which the replay source replays.
