@@ -167,6 +167,31 @@ TEST_F(TrainerDaemonTest, ARestartedTrainerContinuesItsRun) {
   reader->Finish();
 }
 
+TEST_F(TrainerDaemonTest, SubscribersBeyondTheLimitAreRefused) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.max_subscribers = 1;
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon = TrainerDaemon::Create(options);
+  ASSERT_OK(daemon);
+  ASSERT_OK((*daemon)->Start());
+  ASSERT_OK((*daemon)->trainer().WaitUntilFinished(absl::Seconds(60)));
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*daemon)->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = UpdateService::NewStub(channel);
+  grpc::ClientContext first_context;
+  auto first = stub->SubscribeUpdates(&first_context, SubscribeRequest());
+  Update snapshot;
+  ASSERT_TRUE(first->Read(&snapshot));
+  grpc::ClientContext second_context;
+  auto second = stub->SubscribeUpdates(&second_context, SubscribeRequest());
+  Update none;
+  EXPECT_FALSE(second->Read(&none));
+  const grpc::Status refused = second->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--max_subscribers"));
+  first_context.TryCancel();
+  first->Finish();
+}
+
 TEST_F(TrainerDaemonTest, AStateDirOfAnotherModelIsRefused) {
   TrainerDaemon::Options options = SmallOptions();
   options.state_dir = TempDir() + "/other_model_state";

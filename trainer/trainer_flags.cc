@@ -64,6 +64,8 @@ ABSL_FLAG(double, replay_rate, Defaults().replay_rate(),
 ABSL_FLAG(uint64_t, seed, Defaults().seed(), "seed for weights, sampling and data order");
 ABSL_FLAG(int64_t, retain_updates, Defaults().retain_updates(),
           "updates kept for servers that reconnect; older servers get a snapshot");
+ABSL_FLAG(int64_t, retain_mb, Defaults().retain_mb(),
+          "cap on the retained updates' encoded size, in MiB");
 ABSL_FLAG(int64_t, history_size, Defaults().history_size(),
           "examples kept for the proactive sampler and full retraining: the "
           "newest, the oldest forgotten first (0 = all; memory is about "
@@ -139,6 +141,7 @@ absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
   config.set_retain_updates(absl::GetFlag(FLAGS_retain_updates));
   config.set_device(absl::GetFlag(FLAGS_device));
   config.set_history_size(absl::GetFlag(FLAGS_history_size));
+  config.set_retain_mb(absl::GetFlag(FLAGS_retain_mb));
   config.set_max_wait_ms(absl::GetFlag(FLAGS_max_wait_ms));
   return config;
 }

@@ -194,6 +194,7 @@ const TrainingConfig& DefaultTrainingConfig() {
     config->set_curve_every(trainer.curve_every);
     config->set_replay_rate(replay.rate);
     config->set_retain_updates(static_cast<int64_t>(publisher.max_retained_updates));
+    config->set_retain_mb(static_cast<int64_t>(publisher.max_retained_bytes >> 20));
     config->set_device(trainer.device);
     config->set_history_size(trainer.history_size);
     config->set_max_wait_ms(absl::ToInt64Milliseconds(trainer.max_wait));
@@ -230,6 +231,7 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
         CheckAtLeast("drift_at", config.drift_at(), 0),
         CheckAtLeast("curve_every", config.curve_every(), 1),
         CheckAtLeast("retain_updates", config.retain_updates(), 1),
+        CheckAtLeast("retain_mb", config.retain_mb(), 1),
         CheckAtLeast("history_size", config.history_size(), 0),
         CheckAtLeast("max_wait_ms", config.max_wait_ms(), 0),
         CheckFraction("ratio", config.ratio())}) {
@@ -297,6 +299,7 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
   plan.publisher.encoding = config.update_values();
   plan.publisher.deploy_ratio = config.deploy_ratio();
   plan.publisher.max_retained_updates = static_cast<size_t>(config.retain_updates());
+  plan.publisher.max_retained_bytes = static_cast<size_t>(config.retain_mb()) << 20;
 
   ReplaySource::Options& replay = plan.replay;
   replay.count = config.stream_examples() > 0
