@@ -1,9 +1,11 @@
 #include "trainer/training_config.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 
 namespace contrail {
@@ -203,11 +205,18 @@ const TrainingConfig& DefaultTrainingConfig() {
   return *defaults;
 }
 
+TrainingConfig MergeTrainingConfig(const TrainingConfig& base,
+                                   const TrainingConfig& overrides) {
+  TrainingConfig merged = base;
+  if (overrides.input_shape_size() > 0) merged.clear_input_shape();
+  merged.MergeFrom(overrides);
+  return merged;
+}
+
 absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) {
   TrainingPlan plan;
   TrainingConfig& config = plan.config;
-  config = DefaultTrainingConfig();
-  config.MergeFrom(input);
+  config = MergeTrainingConfig(DefaultTrainingConfig(), input);
 
   StreamTrainer::Options& trainer = plan.trainer;
   if (config.model().empty()) return Invalid("model", "must name an architecture or a .pt file");
@@ -262,6 +271,21 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
     return Invalid("update_values",
                    absl::StrCat("unknown value encoding ", config.update_values()));
   }
+
+  for (int64_t d : config.input_shape()) {
+    if (d < 1) {
+      return Invalid("input_shape", absl::StrCat("sizes must be >= 1, got [",
+                                                 absl::StrJoin(config.input_shape(), ", "),
+                                                 "]"));
+    }
+  }
+  if (config.has_num_classes() &&
+      (config.num_classes() < 1 || config.num_classes() > INT32_MAX)) {
+    return Invalid("num_classes", absl::StrCat("must be >= 1, got ", config.num_classes()));
+  }
+  plan.signature.input_shape.assign(config.input_shape().begin(),
+                                    config.input_shape().end());
+  plan.signature.num_classes = config.has_num_classes() ? config.num_classes() : 0;
 
   absl::StatusOr<OptimizerKind> optimizer = FromConfig(config.optimizer());
   if (!optimizer.ok()) return optimizer.status();
