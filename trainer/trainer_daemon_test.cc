@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "proto/contrail.grpc.pb.h"
 #include "tests/test_util/idx_writer.h"
+#include "tests/test_util/runfiles.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/wait_until.h"
 
@@ -231,6 +232,45 @@ TEST_F(TrainerDaemonTest, CreateRejectsAStreamLongerThanTheData) {
   EXPECT_THAT(TrainerDaemon::Create(options),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("cannot replay 700 examples: the data has 600")));
+}
+
+TEST_F(TrainerDaemonTest, CreateRefusesAShapeThatContradictsTheTorchScriptModule) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.training.set_model(test::Runfile("tests/mlp16x3.pt"));
+  options.training.add_input_shape(4);
+  options.training.add_input_shape(8);
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("model: input_shape [4, 8] contradicts the input_shape [16] "
+                                 "that the TorchScript module mlp16x3.pt declares")));
+  options.training.clear_input_shape();
+  options.training.set_num_classes(5);
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("model: num_classes 5 contradicts the num_classes 3")));
+}
+
+TEST_F(TrainerDaemonTest, TheConfiguredShapeBuildsTheModelThatTheDataMustFit) {
+  // The Fashion-MNIST replay gives [1, 28, 28] images labelled 0-9.
+  TrainerDaemon::Options vectors = SmallOptions();
+  vectors.training.add_input_shape(16);
+  EXPECT_THAT(TrainerDaemon::Create(vectors),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("examples of shape [1, 28, 28] do not fit model mlp, "
+                                 "which takes [16]")));
+  TrainerDaemon::Options classes = SmallOptions();
+  classes.training.set_num_classes(3);
+  EXPECT_THAT(TrainerDaemon::Create(classes),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("outside the model's 3 classes")));
+  TrainerDaemon::Options images = SmallOptions();
+  images.training.add_input_shape(1);
+  images.training.add_input_shape(28);
+  images.training.add_input_shape(28);
+  images.training.set_num_classes(12);
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon = TrainerDaemon::Create(images);
+  ASSERT_OK(daemon);
+  EXPECT_EQ((*daemon)->spec().num_classes(), 12);
 }
 
 TEST_F(TrainerDaemonTest, CudaWithoutCudaIsOneClearError) {
