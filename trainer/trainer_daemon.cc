@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     }
   }
   const TrainingConfig& config = plan.config;
-  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(config.model(), config.seed(), plan.signature);
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      Model::Load(config.model(), config.seed(), plan.signature);
   if (!model.ok()) {
     return absl::Status(model.status().code(),
                         absl::StrCat("model: ", model.status().message()));

@@ -273,6 +273,58 @@ TEST_F(TrainerDaemonTest, TheConfiguredShapeBuildsTheModelThatTheDataMustFit) {
   EXPECT_EQ((*daemon)->spec().num_classes(), 12);
 }
 
+// A TorchScript MLP on vectors of 16 features, fed over the Ingest RPC:
+// examples of the shape it declares are trained on, others refused saying
+// what it takes.
+TEST_F(TrainerDaemonTest, IngestTrainsATorchScriptModelOfTheShapeItDeclares) {
+  TrainerDaemon::Options options;
+  options.listen = "127.0.0.1:0";
+  options.source = "ingest";
+  TrainingConfig& training = options.training;
+  training.set_model(test::Runfile("tests/mlp16x3.pt"));
+  training.set_initial_examples(32);
+  training.set_initial_epochs(1);
+  training.set_stream_examples(64);
+  training.set_batch_size(16);
+  training.set_ratio(0.01);
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon = TrainerDaemon::Create(options);
+  ASSERT_OK(daemon);
+  EXPECT_THAT((*daemon)->spec().input_shape(), ::testing::ElementsAre(16));
+  EXPECT_EQ((*daemon)->spec().num_classes(), 3);
+  ASSERT_OK((*daemon)->Start());
+
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*daemon)->port()),
+                                     grpc::InsecureChannelCredentials());
+  IngestSummary summary;
+  grpc::ClientContext context;
+  auto writer = IngestService::NewStub(channel)->Ingest(&context, &summary);
+  Example image;
+  for (int64_t d : {1, 28, 28}) image.mutable_inputs()->add_shape(d);
+  image.mutable_inputs()->mutable_values()->Resize(28 * 28, 0.5f);
+  ASSERT_TRUE(writer->Write(image));
+  for (int i = 0; i < 96; ++i) {
+    Example example;
+    example.set_label(i % 3);
+    example.mutable_inputs()->add_shape(16);
+    for (int f = 0; f < 16; ++f) {
+      example.mutable_inputs()->add_values(static_cast<float>(i % 3) + 0.01f * f);
+    }
+    ASSERT_TRUE(writer->Write(example));
+  }
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(summary.accepted(), 96u);
+  EXPECT_EQ(summary.rejected(), 1u);
+  ASSERT_EQ(summary.first_rejections_size(), 1);
+  EXPECT_THAT(summary.first_rejections(0),
+              HasSubstr("shape [1, 28, 28] is not the model's [16]"));
+
+  ASSERT_OK((*daemon)->trainer().WaitUntilFinished(absl::Seconds(60)));
+  EXPECT_EQ((*daemon)->trainer().stats().examples_seen, 64);
+  EXPECT_EQ((*daemon)->publisher().mirror_checksum(),
+            (*daemon)->trainer().stats().trainer_checksum);
+}
+
 TEST_F(TrainerDaemonTest, CudaWithoutCudaIsOneClearError) {
   if (TorchHasCuda()) GTEST_SKIP() << "this LibTorch has a GPU";
   TrainerDaemon::Options options = SmallOptions();
