@@ -98,7 +98,11 @@ absl::Status DecodeTensor(const TensorUpdate& t, ValueEncoding encoding,
   }
   out->values.resize(t.count());
   if (encoding == FP32_ASSIGN) {
-    std::memcpy(out->values.data(), t.values().data(), t.values().size());
+    // memcpy from or to a null pointer is undefined even for 0 bytes, and
+    // an empty vector's data() may be null.
+    if (!t.values().empty()) {
+      std::memcpy(out->values.data(), t.values().data(), t.values().size());
+    }
   } else {
     const char* bytes = t.values().data();
     for (uint32_t i = 0; i < t.count(); ++i) {
@@ -285,7 +289,9 @@ void ApplyDecoded(const std::vector<DecodedTensor>& decoded,
   for (const DecodedTensor& t : decoded) {
     absl::Span<float> target = model[t.tensor];
     if (t.dense) {
-      std::memcpy(target.data(), t.values.data(), t.values.size() * sizeof(float));
+      if (!t.values.empty()) {
+        std::memcpy(target.data(), t.values.data(), t.values.size() * sizeof(float));
+      }
     } else if (t.add) {
       for (size_t i = 0; i < t.indices.size(); ++i) {
         target[t.indices[i]] += t.values[i];
