@@ -11,8 +11,9 @@
 //
 // Lifecycle: Create(), then Apply() a snapshot and the updates after it; a
 // restarted server first Restore()s the snapshot it saved.
-// Thread-safety: Predict() and the accessors are thread-safe; Apply() is
-// called by one thread only (the subscriber's apply thread).
+// Thread-safety: Predict() and the accessors are thread-safe; Apply() and
+// Restore() are called by one thread at a time (the daemon restores before
+// the subscriber's apply thread starts, which then applies).
 #ifndef CONTRAIL_SERVER_LIVE_MODEL_H_
 #define CONTRAIL_SERVER_LIVE_MODEL_H_
 

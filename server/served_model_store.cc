@@ -299,6 +299,8 @@ absl::StatusOr<uint64_t> ServedModelStore::Restore(LiveModel* live) const {
                  absl::FormatTime(saved->applied_at, absl::UTCTimeZone()), path);
     return saved->snapshot.version();
   }
+  spdlog::info("state: no saved model to restore in {}; waiting for the trainer's snapshot",
+               options_.dir);
   return absl::NotFoundError(absl::StrCat("no saved model in ", options_.dir));
 }
 

@@ -73,7 +73,8 @@ class ServedModelStore {
   // Saves `version` (which must stay unchanged meanwhile: the current
   // version of a LiveModel, held) as the newest file. INTERNAL naming the
   // file and the system error when a write, fsync or rename fails; the
-  // files before the call are then unchanged.
+  // newest file is then the one before the call (which may also have
+  // become the fallback).
   absl::Status Save(const LiveModel::Version& version) const;
   // Saves `snapshot` as it is; for Save() and for tests that need a file
   // a server would not write.
@@ -86,8 +87,9 @@ class ServedModelStore {
 
   // Restores into `live` the newest file that reads back whole and that
   // `live` accepts (see the class comment), logging one line for each file
-  // skipped; returns the version restored, or NOT_FOUND when there is none
-  // (the server then starts empty).
+  // skipped (and one when there is nothing to restore); returns the
+  // version restored, or NOT_FOUND when there is none (the server then
+  // starts empty).
   absl::StatusOr<uint64_t> Restore(LiveModel* live) const;
 
   // <dir>/served_model and <dir>/served_model.prev.
