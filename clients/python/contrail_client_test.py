@@ -1,0 +1,226 @@
+"""Tests of contrail_client against the real trainer and server binaries.
+
+The daemons run as child processes on free loopback ports (port 0 and
+--port_file) with their logs in TEST_TMPDIR, on a small synthetic
+Fashion-MNIST-shaped data set that this test writes; every wait polls with
+a deadline. A failing test prints the daemons' logs.
+"""
+
+import contextlib
+import math
+import os
+import tempfile
+import unittest
+
+import grpc
+import numpy as np
+
+import contrail_client
+import contrail_data
+import contrail_pb2
+import daemon_processes
+
+# Training, serving and catching up; generous for a loaded 2-core machine.
+WAIT_S = 90.0
+SIDE = 28
+CLASSES = 10
+
+
+def synthetic_images(count: int, rng: np.random.Generator):
+    """Learnable 28x28 images, as tests/test_util/idx_writer.h makes them:
+    class c is a bright bar over rows 4 + 2c and 5 + 2c on a dim noisy
+    background. uint8 [count, 28, 28] and labels [count]."""
+    labels = np.resize(rng.permutation(CLASSES), count)
+    images = rng.integers(0, 51, size=(count, SIDE, SIDE))
+    for i, label in enumerate(labels):
+        first, last = rng.integers(0, 7), rng.integers(21, SIDE)
+        images[i, 4 + 2 * label:6 + 2 * label, first:last + 1] = rng.integers(
+            180, 256, size=(2, last - first + 1))
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_data_set(directory: str, train_count: int, test_count: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for prefix, count in (("train", train_count), ("t10k", test_count)):
+        images, labels = synthetic_images(count, rng)
+        contrail_data.write_idx_pair(directory, prefix, images, labels)
+
+
+class DaemonTestCase(unittest.TestCase):
+    """Owns a temporary directory, a synthetic data set and the daemons a
+    test class starts; stops and reaps them all."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR"))
+        cls.data_dir = os.path.join(cls.tmp.name, "data")
+        write_data_set(cls.data_dir, train_count=600, test_count=100, seed=11)
+        cls.test_inputs, cls.test_labels = contrail_data.read_fashion_mnist(
+            cls.data_dir, train=False)
+        cls.daemons = daemon_processes.DaemonSet(cls.tmp.name)
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.addClassCleanup(cls.daemons.stop_all)
+
+    @classmethod
+    @contextlib.contextmanager
+    def logs_on_failure(cls):
+        """Prints the daemons' logs when the body raises."""
+        try:
+            yield
+        except BaseException:
+            print(cls.daemons.logs())
+            raise
+
+    def run(self, result=None):
+        failures = len(result.failures) + len(result.errors) if result else 0
+        outcome = super().run(result)
+        if result is not None and len(result.failures) + len(result.errors) > failures:
+            print(self.daemons.logs())
+        return outcome
+
+    @classmethod
+    def trainer_flags(cls, **overrides):
+        flags = {
+            "data_dir": cls.data_dir,
+            "model": "lenet5",
+            "initial_examples": "64",
+            "initial_epochs": "1",
+            "stream_examples": "200",
+            "trigger_size": "8",
+            "batch_size": "32",
+            "sparsity": "topk",
+            "ratio": "0.01",
+            "threads": "1",
+        }
+        flags.update({k: str(v) for k, v in overrides.items()})
+        return flags
+
+    @classmethod
+    def start_trainer(cls, **overrides):
+        return cls.daemons.start("trainer", "trainer/trainer", cls.trainer_flags(**overrides))
+
+    @classmethod
+    def start_server(cls, trainer_address: str, **overrides):
+        flags = {"trainer": trainer_address, "threads": "1"}
+        flags.update({k: str(v) for k, v in overrides.items()})
+        return cls.daemons.start("server", "server/server", flags)
+
+
+class ServerClientTest(DaemonTestCase):
+    """Predict and GetStatus against a server that follows a replaying trainer."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        with cls.logs_on_failure():
+            cls.start_daemons()
+
+    @classmethod
+    def start_daemons(cls):
+        # Enough initial training for LeNet-5 to learn the synthetic classes,
+        # so that predictions show the client's batches arrive intact.
+        trainer = cls.start_trainer(initial_examples=400, initial_epochs=3, lr=0.003)
+        server = cls.start_server(trainer.address, max_batch=16)
+        cls.trainer = contrail_client.TrainerClient(trainer.address)
+        cls.server = contrail_client.ServerClient(server.address)
+        cls.addClassCleanup(cls.trainer.close)
+        cls.addClassCleanup(cls.server.close)
+        cls.trainer_status = cls.trainer.wait_for_status(
+            lambda s: s.phase == contrail_pb2.DONE, WAIT_S,
+            what="end of the stream")
+        cls.server_status = cls.server.wait_for_status(
+            lambda s: (s.version, s.checksum) == (cls.trainer_status.version,
+                                                  cls.trainer_status.checksum),
+            WAIT_S, what="the trainer's model")
+
+    def test_status_reports_role_phase_and_the_trainers_model(self):
+        self.assertEqual(self.trainer_status.role, "trainer")
+        self.assertEqual(contrail_client.phase_name(self.trainer_status.phase), "DONE")
+        self.assertGreater(self.trainer_status.version, 1)
+        self.assertEqual(self.trainer_status.examples_seen, 200)
+        self.assertEqual(list(self.trainer_status.spec.input_shape), [1, SIDE, SIDE])
+        self.assertEqual(self.server_status.role, "server")
+        self.assertEqual(contrail_client.phase_name(self.server_status.phase), "SERVING")
+        self.assertEqual(self.server_status.checksum, self.trainer_status.trainer_checksum)
+
+    def test_predict_answers_an_ndarray_batch_with_the_served_version(self):
+        answer = self.server.predict(self.test_inputs[:16])
+        self.assertEqual(answer.version, self.trainer_status.version)
+        self.assertEqual(len(answer.labels), 16)
+        self.assertEqual(len(answer.scores), 16)
+        for label, scores in zip(answer.labels, answer.scores):
+            self.assertEqual(len(scores), CLASSES)
+            self.assertAlmostEqual(sum(scores), 1.0, places=4)
+            self.assertEqual(label, int(np.argmax(scores)))
+
+    def test_predict_takes_nested_lists_and_answers_as_for_the_ndarray(self):
+        batch = self.test_inputs[:3]
+        from_array = self.server.predict(batch)
+        from_lists = self.server.predict(batch.tolist())
+        self.assertEqual(from_lists, from_array)
+
+    def test_the_served_model_learned_the_synthetic_classes(self):
+        answer = self.server.predict(self.test_inputs[:16])
+        correct = int(np.sum(np.asarray(answer.labels) == self.test_labels[:16]))
+        self.assertGreaterEqual(correct, 8, answer.labels)
+
+    def test_bad_batches_raise_invalid_argument_with_the_servers_reason(self):
+        nan = self.test_inputs[:2].copy()
+        nan[1, 0, 3, 4] = math.nan
+        bad = {
+            "no batch dimension": self.test_inputs[0],
+            "27 columns": self.test_inputs[:1, :, :, :27],
+            "NaN": nan,
+            "over --max_batch": np.zeros((17, 1, SIDE, SIDE), np.float32),
+        }
+        for what, batch in bad.items():
+            with self.subTest(what):
+                with self.assertRaises(contrail_client.ContrailError) as raised:
+                    self.server.predict(batch)
+                self.assertEqual(raised.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+                self.assertEqual(raised.exception.method, "Predict")
+                self.assertTrue(raised.exception.details)
+                self.assertIn("INVALID_ARGUMENT", str(raised.exception))
+        with self.assertRaises(contrail_client.ContrailError) as raised:
+            self.server.predict(nan)
+        self.assertIn("not finite", raised.exception.details)
+        # The server goes on serving.
+        self.assertEqual(len(self.server.predict(self.test_inputs[:1]).labels), 1)
+
+    def test_ragged_lists_are_a_value_error_before_anything_is_sent(self):
+        predictions = self.server.status().predictions
+        with self.assertRaises(ValueError):
+            self.server.predict([[[0.0] * SIDE] * SIDE, [[0.0] * SIDE] * (SIDE - 1)])
+        self.assertEqual(self.server.status().predictions, predictions)
+
+    def test_ingest_into_a_replaying_trainer_is_refused(self):
+        with self.assertRaises(contrail_client.ContrailError) as raised:
+            self.trainer.ingest([(self.test_inputs[0], 1)])
+        self.assertEqual(raised.exception.method, "Ingest")
+        self.assertIn(raised.exception.code, (grpc.StatusCode.FAILED_PRECONDITION,
+                                              grpc.StatusCode.UNIMPLEMENTED))
+
+
+class UnreachableTest(DaemonTestCase):
+    """What a client sees from a server without a model, or no daemon."""
+
+    def test_a_server_without_a_model_is_unavailable(self):
+        # Port 1 on loopback: the server never gets a snapshot.
+        server = self.start_server("127.0.0.1:1")
+        with contrail_client.ServerClient(server.address) as client:
+            self.assertEqual(contrail_client.phase_name(client.status().phase), "WAITING")
+            with self.assertRaises(contrail_client.ContrailError) as raised:
+                client.predict(np.zeros((1, 1, SIDE, SIDE), np.float32))
+            self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("no model", raised.exception.details)
+
+    def test_no_daemon_at_the_target_is_unavailable(self):
+        with contrail_client.TrainerClient("127.0.0.1:1", timeout_s=5) as client:
+            with self.assertRaises(contrail_client.ContrailError) as raised:
+                client.status()
+            self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE)
+            self.assertEqual(raised.exception.method, "GetStatus")
+
+
+if __name__ == "__main__":
+    unittest.main()
