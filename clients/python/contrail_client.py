@@ -61,7 +61,7 @@ class ContrailError(Exception):
     """
 
     def __init__(self, method: str, code: grpc.StatusCode, details: str):
-        super().__init__(f"{method} failed: {code.name}: {details}")
+        super().__init__(f"{method} failed: {code.name}: {details or '(no message)'}")
         self.method = method
         self.code = code
         self.details = details
