@@ -3,9 +3,12 @@
 //   contrailctl status  --target=host:port
 //   contrailctl predict --target=host:port [--data_dir=...] [--count=N]
 //   contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]
+//   contrailctl ingest  --target=host:port [--data_dir=...] [--split=train]
+//                       [--offset=N] [--count=N] [--rate=R] [--bad_every=K]
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -27,8 +30,15 @@
 ABSL_FLAG(std::string, target, "127.0.0.1:50052",
           "status, predict: host:port of a trainer or server");
 ABSL_FLAG(std::string, data_dir, contrail::kFashionMnistDir,
-          "predict: folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz");
-ABSL_FLAG(int64_t, count, 10000, "predict: how many test images to send");
+          "predict, ingest: folder with the Fashion-MNIST IDX files");
+ABSL_FLAG(int64_t, count, 10000, "predict, ingest: how many images to send");
+ABSL_FLAG(std::string, split, "train",
+          "ingest: the data set's train split (train-*-ubyte.gz) or test split (t10k-*)");
+ABSL_FLAG(int64_t, offset, 0, "ingest: first example of the split to send");
+ABSL_FLAG(double, rate, 0, "ingest: examples per second; 0 = as fast as the trainer takes them");
+ABSL_FLAG(int64_t, bad_every, 0,
+          "ingest: make every K-th example bad on purpose (in turn: wrong shape, a "
+          "NaN input, a label out of range), to see the trainer reject them; 0 = none");
 ABSL_FLAG(int64_t, batch, 250, "predict: images per Predict call");
 ABSL_FLAG(std::string, trainer, "127.0.0.1:50051", "compare: the trainer");
 ABSL_FLAG(std::string, server, "127.0.0.1:50052", "compare: the server");
@@ -101,6 +111,19 @@ void PrintStatus(const contrail::StatusResponse& s) {
                 static_cast<unsigned long long>(s.payload_bytes_published()));
     std::printf("bytes_sent: %llu\n", static_cast<unsigned long long>(s.bytes_sent()));
     std::printf("subscribers: %llu\n", static_cast<unsigned long long>(s.subscribers()));
+    std::printf("source: %s\n", s.source().c_str());
+    std::printf("examples_accepted: %llu\n",
+                static_cast<unsigned long long>(s.examples_accepted()));
+    std::printf("examples_trained: %llu\n",
+                static_cast<unsigned long long>(s.examples_trained()));
+    std::printf("examples_queued: %llu\n",
+                static_cast<unsigned long long>(s.examples_queued()));
+    std::printf("examples_rejected: %llu\n",
+                static_cast<unsigned long long>(s.examples_rejected()));
+    for (const auto& [reason, n] : std::map<std::string, uint64_t>(
+             s.rejected_by_reason().begin(), s.rejected_by_reason().end())) {
+      std::printf("  %s: %llu\n", reason.c_str(), static_cast<unsigned long long>(n));
+    }
   } else {
     std::printf("updates_applied: %llu\n",
                 static_cast<unsigned long long>(s.updates_applied()));
@@ -174,6 +197,103 @@ int Predict() {
   return 0;
 }
 
+// Example `index` of `data` as an IngestService Example; with `bad` set,
+// spoilt in the way `bad` - 1 picks (wrong shape, NaN, label out of range).
+contrail::Example MakeExample(const contrail::LabelledImages& data, int64_t index,
+                              int bad) {
+  contrail::Example example;
+  contrail::Tensor* inputs = example.mutable_inputs();
+  const int64_t size = data.example_size();
+  inputs->add_shape(1);
+  inputs->add_shape(data.rows);
+  inputs->add_shape(data.cols);
+  inputs->mutable_values()->Add(data.pixels.begin() + index * size,
+                                data.pixels.begin() + (index + 1) * size);
+  example.set_label(data.labels[index]);
+  example.set_id(absl::StrCat(absl::GetFlag(FLAGS_split), "-", index));
+  example.set_event_time_us(absl::ToUnixMicros(absl::Now()));
+  switch (bad) {
+    case 1:
+      inputs->clear_shape();
+      inputs->add_shape(size);
+      break;
+    case 2:
+      inputs->set_values(0, std::nanf(""));
+      break;
+    case 3:
+      example.set_label(-1);
+      break;
+    default:
+      break;
+  }
+  return example;
+}
+
+int Ingest() {
+  const std::string target = absl::GetFlag(FLAGS_target);
+  const std::string split = absl::GetFlag(FLAGS_split);
+  const double rate = absl::GetFlag(FLAGS_rate);
+  const int64_t bad_every = absl::GetFlag(FLAGS_bad_every);
+  if (split != "train" && split != "test") {
+    std::fprintf(stderr, "contrailctl: --split must be train or test\n");
+    return 2;
+  }
+  if (!(rate >= 0) || !std::isfinite(rate) || bad_every < 0) {
+    std::fprintf(stderr, "contrailctl: --rate and --bad_every must be >= 0\n");
+    return 2;
+  }
+  absl::StatusOr<contrail::LabelledImages> data =
+      contrail::ReadFashionMnist(absl::GetFlag(FLAGS_data_dir), split == "train");
+  if (!data.ok()) {
+    std::fprintf(stderr, "contrailctl: %s\n", std::string(data.status().message()).c_str());
+    return 2;
+  }
+  const int64_t offset = absl::GetFlag(FLAGS_offset);
+  const int64_t count = std::min(absl::GetFlag(FLAGS_count), data->count - offset);
+  if (offset < 0 || count < 1) {
+    std::fprintf(stderr, "contrailctl: --offset %lld and --count leave no examples of %lld\n",
+                 static_cast<long long>(offset), static_cast<long long>(data->count));
+    return 2;
+  }
+  auto stub = contrail::IngestService::NewStub(Connect(target));
+  grpc::ClientContext context;  // no deadline: a stream lasts as long as it takes
+  contrail::IngestSummary summary;
+  std::unique_ptr<grpc::ClientWriter<contrail::Example>> writer =
+      stub->Ingest(&context, &summary);
+  const absl::Time start = absl::Now();
+  absl::Time next_report = start + absl::Seconds(2);
+  int64_t sent = 0;
+  for (; sent < count; ++sent) {
+    if (rate > 0) absl::SleepFor(start + absl::Seconds(sent / rate) - absl::Now());
+    const int bad = bad_every > 0 && (sent + 1) % bad_every == 0
+                        ? static_cast<int>((sent + 1) / bad_every - 1) % 3 + 1
+                        : 0;
+    if (!writer->Write(MakeExample(*data, offset + sent, bad))) break;  // the call ended
+    if (absl::Now() >= next_report) {
+      next_report += absl::Seconds(2);
+      std::printf("sent %lld of %lld examples (%.0f/s)\n", static_cast<long long>(sent + 1),
+                  static_cast<long long>(count),
+                  (sent + 1) / absl::ToDoubleSeconds(absl::Now() - start));
+      std::fflush(stdout);
+    }
+  }
+  writer->WritesDone();
+  const grpc::Status rpc = writer->Finish();
+  if (!rpc.ok()) return RpcFailed(absl::StrCat("Ingest (after ", sent, " examples) to"), target, rpc);
+  std::printf("sent: %lld examples in %.1f s\n", static_cast<long long>(sent),
+              absl::ToDoubleSeconds(absl::Now() - start));
+  std::printf("accepted: %llu\n", static_cast<unsigned long long>(summary.accepted()));
+  std::printf("rejected: %llu\n", static_cast<unsigned long long>(summary.rejected()));
+  for (const auto& [reason, n] : std::map<std::string, uint64_t>(
+           summary.rejected_by_reason().begin(), summary.rejected_by_reason().end())) {
+    std::printf("  %s: %llu\n", reason.c_str(), static_cast<unsigned long long>(n));
+  }
+  for (const std::string& first : summary.first_rejections()) {
+    std::printf("  %s\n", first.c_str());
+  }
+  return 0;
+}
+
 int Compare() {
   const std::string trainer = absl::GetFlag(FLAGS_trainer);
   const std::string server = absl::GetFlag(FLAGS_server);
@@ -209,14 +329,17 @@ int main(int argc, char** argv) {
       "A client for contrail daemons.\n"
       "  contrailctl status  --target=host:port\n"
       "  contrailctl predict --target=host:port [--data_dir=DIR] [--count=N]\n"
-      "  contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]");
+      "  contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]\n"
+      "  contrailctl ingest  --target=host:port [--data_dir=DIR] [--split=train]\n"
+      "                      [--offset=N] [--count=N] [--rate=R] [--bad_every=K]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() == 2 ? args[1] : "";
   if (command == "status") return Status();
   if (command == "predict") return Predict();
   if (command == "compare") return Compare();
+  if (command == "ingest") return Ingest();
   std::fprintf(stderr,
-               "contrailctl: expected one command, status, predict or compare; "
-               "see --help\n");
+               "contrailctl: expected one command, status, predict, compare or "
+               "ingest; see --help\n");
   return 2;
 }

@@ -1,7 +1,12 @@
-// Every example the trainer has taken in, in arrival order: the initial
+// The examples the trainer has taken in, in arrival order: the initial
 // data, then the stream. The proactive sampler draws the b - t older
 // examples of each batch from it by index, full retraining trains on all of
 // it, and prequential evaluation reads the newest.
+//
+// Examples are indexed by arrival, from 0. The history is bounded: it keeps
+// the newest `capacity` examples, [first(), end()), and forgets older ones
+// (a sliding window: the oldest go first). Memory stays within 1.25 times
+// the capacity: forgotten examples are compacted away in chunks.
 //
 // Not thread-safe; owned by the training thread.
 #ifndef CONTRAIL_TRAINER_EXAMPLE_HISTORY_H_
@@ -20,29 +25,38 @@ namespace contrail {
 
 class ExampleHistory {
  public:
-  // Examples of `input_shape` (e.g. [1, 28, 28]) each.
-  explicit ExampleHistory(std::vector<int64_t> input_shape);
+  // Examples of `input_shape` (e.g. [1, 28, 28]) each; at most `capacity`
+  // kept (0 = every example).
+  explicit ExampleHistory(std::vector<int64_t> input_shape, int64_t capacity = 0);
 
-  // Appends `examples` (whose inputs hold example_size() floats each).
+  // Appends `examples` (whose inputs hold example_size() floats each),
+  // forgetting the oldest beyond the capacity.
   void Append(const Examples& examples);
 
-  int64_t size() const { return static_cast<int64_t>(labels_.size()); }
+  // The oldest example kept, and one past the newest: examples taken in.
+  int64_t first() const { return first_; }
+  int64_t end() const { return offset_ + static_cast<int64_t>(labels_.size()); }
   int64_t example_size() const { return example_size_; }
 
   // The shape of examples [begin, end): [end - begin] + input shape.
   std::vector<int64_t> BatchShape(int64_t begin, int64_t end) const;
   // Their inputs and labels, as spans into the history (valid until the
-  // next Append).
+  // next Append), for first() <= begin <= end <= end().
   absl::Span<const float> Inputs(int64_t begin, int64_t end) const;
   absl::Span<const int64_t> Labels(int64_t begin, int64_t end) const;
 
   // Copies of the inputs [N] + input shape and the labels [N] (int64) of
-  // the examples at `indices`, each in [0, size()).
+  // the examples at `indices`, each in [first(), end()).
   std::pair<torch::Tensor, torch::Tensor> Gather(absl::Span<const int64_t> indices) const;
 
  private:
   const std::vector<int64_t> input_shape_;
   const int64_t example_size_;
+  const int64_t capacity_;
+  // Examples [offset_, end()) are stored; those before first_ are forgotten
+  // and wait for compaction.
+  int64_t offset_ = 0;
+  int64_t first_ = 0;
   std::vector<float> inputs_;
   std::vector<int64_t> labels_;
 };

@@ -67,6 +67,11 @@ class ExampleSource {
   // acknowledges them now, so that a restarted trainer resumes after them.
   virtual absl::Status Commit(int64_t count) { return absl::OkStatus(); }
 
+  // The trainer reads no more (its stream ended, it failed or it stops): a
+  // source that producers feed refuses them from now on with `why`.
+  // Thread-safe.
+  virtual void Close(absl::Status why) {}
+
   // "replay", "ingest", or the JetStream URL. Thread-safe.
   virtual std::string name() const = 0;
   // Thread-safe.

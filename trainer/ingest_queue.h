@@ -44,7 +44,7 @@ class IngestQueue final : public ExampleSource {
 
   // From now on Add() fails with `why` (which must not be OK), waiters
   // included; Read() hands out what is queued, then ends the stream.
-  void Close(absl::Status why) ABSL_LOCKS_EXCLUDED(mu_);
+  void Close(absl::Status why) override ABSL_LOCKS_EXCLUDED(mu_);
 
   std::vector<int64_t> input_shape() const override {
     return validator_.input_shape();

@@ -2,6 +2,7 @@
 // and streams every step's changes to subscribed servers. Flags become
 // TrainerDaemon::Options; the daemon runs until SIGINT or SIGTERM, serving
 // its final model after the stream ends.
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -15,8 +16,16 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port to serve SubscribeUpdates and GetStatus on (port 0 picks "
           "a free port; see --port_file)");
+ABSL_FLAG(std::string, source, "replay",
+          "where examples come from: replay (the IDX data set in --data_dir, "
+          "replayed at --replay_rate) or ingest (only what producers send over "
+          "IngestService, e.g. contrailctl ingest)");
 ABSL_FLAG(std::string, data_dir, contrail::kFashionMnistDir,
-          "folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz");
+          "--source=replay: folder with train-images-idx3-ubyte.gz and "
+          "train-labels-idx1-ubyte.gz");
+ABSL_FLAG(int64_t, ingest_queue, 10000,
+          "--source=ingest: accepted examples that may wait for training; "
+          "producers are held back (gRPC flow control) while the queue is full");
 
 namespace {
 constexpr char kProgram[] = "trainer";
@@ -27,14 +36,17 @@ int main(int argc, char** argv) {
       kProgram,
       "Trains a model on a labelled stream with sparse proactive SGD and "
       "streams sparse updates to contrail servers.\n"
-      "Usage: trainer [--listen=127.0.0.1:50051] [--data_dir=...] "
+      "Usage: trainer [--listen=127.0.0.1:50051] [--source=replay|ingest] "
+      "[--data_dir=...] "
       "[--sparsity=topk --ratio=0.001] ...",
       argc, argv);
   if (contrail::ThreadsFlag() > 0) contrail::SetLibTorchThreads(contrail::ThreadsFlag());
 
   contrail::TrainerDaemon::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
+  options.source = absl::GetFlag(FLAGS_source);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.ingest_queue = absl::GetFlag(FLAGS_ingest_queue);
   absl::StatusOr<contrail::TrainingConfig> training = contrail::TrainingConfigFromFlags();
   if (!training.ok()) contrail::Fail(kProgram, training.status());
   options.training = *std::move(training);

@@ -6,8 +6,9 @@
 namespace contrail {
 
 std::vector<int64_t> ProactiveSampler::FormBatch(
-    absl::Span<const int64_t> new_examples, int64_t history_size,
-    int64_t batch_size) {
+    absl::Span<const int64_t> new_examples, int64_t history_begin,
+    int64_t history_end, int64_t batch_size) {
+  const int64_t history_size = std::max<int64_t>(history_end - history_begin, 0);
   std::vector<int64_t> batch(new_examples.begin(), new_examples.end());
   const int64_t wanted = std::min<int64_t>(
       std::max<int64_t>(batch_size - static_cast<int64_t>(new_examples.size()), 0),
@@ -22,7 +23,7 @@ std::vector<int64_t> ProactiveSampler::FormBatch(
     const int64_t t = draw(rng_);
     const int64_t pick = chosen.insert(t).second ? t : j;
     if (pick == j) chosen.insert(j);
-    batch.push_back(pick);
+    batch.push_back(history_begin + pick);
   }
   return batch;
 }

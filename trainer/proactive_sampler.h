@@ -23,7 +23,14 @@ class ProactiveSampler {
   // t = new_examples.size(). With t >= batch_size the batch is the new
   // examples alone (online training).
   std::vector<int64_t> FormBatch(absl::Span<const int64_t> new_examples,
-                                 int64_t history_size, int64_t batch_size);
+                                 int64_t history_size, int64_t batch_size) {
+    return FormBatch(new_examples, 0, history_size, batch_size);
+  }
+  // The same, drawing from [history_begin, history_end) (a bounded
+  // history): history_begin + the draws from [0, history_end - history_begin).
+  std::vector<int64_t> FormBatch(absl::Span<const int64_t> new_examples,
+                                 int64_t history_begin, int64_t history_end,
+                                 int64_t batch_size);
 
  private:
   std::mt19937_64 rng_;

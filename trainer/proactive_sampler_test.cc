@@ -90,6 +90,22 @@ TEST_F(ProactiveSamplerTest, NoNewExamplesIsMiniBatchOverHistory) {
   EXPECT_EQ(std::set<int64_t>(batch.begin(), batch.end()).size(), 6u);
 }
 
+TEST_F(ProactiveSamplerTest, ABoundedHistoryDrawsOnlyFromItsWindow) {
+  const std::vector<int64_t> batch = sampler_.FormBatch(
+      kNewExamples, /*history_begin=*/5000, /*history_end=*/5010, /*batch_size=*/12);
+  ASSERT_EQ(batch.size(), 12u);
+  const std::vector<int64_t> drawn(batch.begin() + kNewExamples.size(), batch.end());
+  EXPECT_THAT(drawn, Each(Ge(5000)));
+  EXPECT_THAT(drawn, Each(Lt(5010)));
+  EXPECT_EQ(std::set<int64_t>(drawn.begin(), drawn.end()).size(), drawn.size());
+}
+
+TEST(ProactiveSamplerSeedTest, AWindowFromZeroDrawsAsTheUnboundedHistory) {
+  ProactiveSampler a(7);
+  ProactiveSampler b(7);
+  EXPECT_EQ(a.FormBatch(kNewExamples, 1000, 32), b.FormBatch(kNewExamples, 0, 1000, 32));
+}
+
 TEST(ProactiveSamplerSeedTest, SameSeedGivesSameBatches) {
   ProactiveSampler a(7);
   ProactiveSampler b(7);

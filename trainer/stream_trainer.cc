@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <utility>
 
@@ -82,6 +83,18 @@ absl::StatusOr<std::unique_ptr<StreamTrainer>> StreamTrainer::Create(
         "warmup_updates must be >= 0 and curve_every >= 1, got ",
         options.warmup_updates, " and ", options.curve_every));
   }
+  if (options.history_size != 0 &&
+      (options.history_size < options.initial_examples ||
+       options.history_size < options.batch_size)) {
+    return Invalid(absl::StrCat("history_size ", options.history_size,
+                                " must be 0 (unbounded) or at least initial_examples (",
+                                options.initial_examples, ") and batch_size (",
+                                options.batch_size, ")"));
+  }
+  if (options.max_wait < absl::ZeroDuration()) {
+    return Invalid(absl::StrCat("max_wait must be >= 0, got ",
+                                absl::FormatDuration(options.max_wait)));
+  }
   if (served == nullptr || served->spec().fingerprint() != spec.fingerprint()) {
     return Invalid("the served model must be another instance of the trained one");
   }
@@ -110,7 +123,7 @@ StreamTrainer::StreamTrainer(const Options& options,
       model_(std::move(model)),
       host_(std::move(host)),
       served_(std::move(served)),
-      history_(source_->input_shape()),
+      history_(source_->input_shape(), options.history_size),
       step_(std::make_unique<SgdStep>(model_.get(), options.optimizer,
                                       options.sparsity)),
       deployer_(Deployer::Options{options.warmup_updates}, publisher),
@@ -165,6 +178,21 @@ void StreamTrainer::Run() {
   if (!outcome.ok() && !absl::IsCancelled(outcome)) {
     spdlog::error("training failed: {}", outcome.ToString());
   }
+  // Producers learn that nothing more will be trained; what is still queued
+  // stays counted in GetStatus.
+  source_->Close(outcome.ok() ? absl::FailedPreconditionError(
+                                    "the trainer finished its stream and takes no "
+                                    "more examples")
+                 : absl::IsCancelled(outcome)
+                     ? absl::UnavailableError("the trainer is shutting down")
+                     : absl::FailedPreconditionError(absl::StrCat(
+                           "training failed: ", outcome.message())));
+  const SourceCounters left = source_->counters();
+  if (left.queued > 0 || read_ > stats().examples_trained) {
+    spdlog::warn("{} accepted examples were not trained: {} still queued, {} read",
+                 left.queued + read_ - stats().examples_trained, left.queued,
+                 read_ - stats().examples_trained);
+  }
   {
     absl::MutexLock lock(&mu_);
     stats_.outcome = outcome;
@@ -190,23 +218,47 @@ absl::Status StreamTrainer::TrainAndDeploy() {
   return Stream();
 }
 
-absl::StatusOr<bool> StreamTrainer::AwaitExamples(int64_t count, Examples* fresh) {
+absl::StatusOr<bool> StreamTrainer::AwaitExamples(int64_t count, absl::Duration max_wait,
+                                                  Examples* fresh) {
   fresh->clear();
+  // When the first of them arrived, for max_wait.
+  std::optional<absl::Time> first_arrival;
   while (fresh->count() < count) {
     CONTRAIL_RETURN_IF_ERROR(Interrupted());
+    const absl::Time now = clock_->Now();
+    if (first_arrival.has_value() && max_wait > absl::ZeroDuration() &&
+        now >= *first_arrival + max_wait) {
+      return false;
+    }
     // While examples are awaited, what the deploy budget held back goes
     // out an update at a time; otherwise wait, waking up to notice Stop().
     const bool held_back = deployer_.has_held_back();
-    const absl::Time deadline =
-        held_back ? clock_->Now() : clock_->Now() + kAwaitPollInterval;
+    absl::Time deadline = held_back ? now : now + kAwaitPollInterval;
+    if (first_arrival.has_value() && max_wait > absl::ZeroDuration()) {
+      deadline = std::min(deadline, *first_arrival + max_wait);
+    }
     CONTRAIL_ASSIGN_OR_RETURN(const ExampleSource::ReadResult read,
                               source_->Read(count - fresh->count(), deadline, fresh));
+    if (read.count > 0) {
+      read_ += read.count;
+      absl::MutexLock lock(&mu_);
+      stats_.examples_read = read_;
+    }
+    if (read.count > 0 && !first_arrival.has_value()) first_arrival = clock_->Now();
     if (read.end_of_stream) return true;
     if (read.count == 0 && held_back) {
       CONTRAIL_RETURN_IF_ERROR(deployer_.SendHeldBack(Trained()));
     }
   }
   return false;
+}
+
+absl::Status StreamTrainer::CommitTrained() {
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.examples_trained = read_;
+  }
+  return source_->Commit(read_);
 }
 
 absl::StatusOr<double> StreamTrainer::TrainStep(const std::vector<int64_t>& batch,
@@ -230,9 +282,11 @@ absl::StatusOr<int64_t> StreamTrainer::CountCorrect(Model& model, int64_t begin,
   return contrail::CountCorrect(predictions, history_.Labels(begin, end));
 }
 
-absl::Status StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string& what) {
+absl::Status StreamTrainer::TrainEpochs(int64_t first, int64_t last, int epochs,
+                                        const std::string& what) {
+  const int64_t n = last - first;
   std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
+  std::iota(order.begin(), order.end(), first);
   const absl::Time start = clock_->Now();
   for (int epoch = 1; epoch <= epochs && n > 0; ++epoch) {
     std::shuffle(order.begin(), order.end(), rng_);
@@ -251,9 +305,10 @@ absl::Status StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string
       }
     }
     int64_t correct = 0;
-    for (int64_t begin = 0; begin < n; begin += kEvalBatch) {
-      CONTRAIL_ASSIGN_OR_RETURN(const int64_t batch_correct,
-                                CountCorrect(*model_, begin, std::min(n, begin + kEvalBatch)));
+    for (int64_t begin = first; begin < last; begin += kEvalBatch) {
+      CONTRAIL_ASSIGN_OR_RETURN(
+          const int64_t batch_correct,
+          CountCorrect(*model_, begin, std::min(last, begin + kEvalBatch)));
       correct += batch_correct;
     }
     spdlog::info("{}: epoch {}/{} on {} examples, mean loss {:.4f}, "
@@ -268,17 +323,19 @@ absl::Status StreamTrainer::TrainEpochs(int64_t n, int epochs, const std::string
 absl::Status StreamTrainer::InitialTraining() {
   SetPhase(INITIAL_TRAINING);
   Examples initial;
-  CONTRAIL_ASSIGN_OR_RETURN(const bool ended,
-                            AwaitExamples(options_.initial_examples, &initial));
+  CONTRAIL_ASSIGN_OR_RETURN(
+      const bool ended,
+      AwaitExamples(options_.initial_examples, absl::ZeroDuration(), &initial));
   if (ended && initial.count() < options_.initial_examples) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the source ended after ", initial.count(), " of the ",
         options_.initial_examples, " initial examples"));
   }
   history_.Append(initial);
-  CONTRAIL_RETURN_IF_ERROR(TrainEpochs(history_.size(), options_.initial_epochs,
-                                       "initial training"));
+  CONTRAIL_RETURN_IF_ERROR(TrainEpochs(history_.first(), history_.end(),
+                                       options_.initial_epochs, "initial training"));
   deployer_.Start(Trained());
+  CONTRAIL_RETURN_IF_ERROR(CommitTrained());
   checksum_ = host_ != nullptr ? host_->Checksum() : model_->Checksum();
   {
     absl::MutexLock lock(&mu_);
@@ -290,7 +347,7 @@ absl::Status StreamTrainer::InitialTraining() {
   return absl::OkStatus();
 }
 
-absl::Status StreamTrainer::Retrain(int64_t n) {
+absl::Status StreamTrainer::Retrain(int64_t end) {
   int64_t round;
   {
     absl::MutexLock lock(&mu_);
@@ -303,7 +360,7 @@ absl::Status StreamTrainer::Retrain(int64_t n) {
   host_stale_ = true;
   step_ = std::make_unique<SgdStep>(model_.get(), options_.optimizer,
                                     options_.sparsity);
-  CONTRAIL_RETURN_IF_ERROR(TrainEpochs(n, options_.retrain_epochs,
+  CONTRAIL_RETURN_IF_ERROR(TrainEpochs(history_.first(), end, options_.retrain_epochs,
                                        absl::StrCat("full retraining ", round)));
   absl::MutexLock lock(&mu_);
   stats_.retrains = round;
@@ -339,7 +396,8 @@ absl::StatusOr<double> StreamTrainer::TrainOnArrival(int64_t begin, int64_t end,
   std::iota(fresh.begin(), fresh.end(), begin);
   CONTRAIL_ASSIGN_OR_RETURN(
       const double loss,
-      TrainStep(sampler_.FormBatch(fresh, /*history_size=*/begin, options_.batch_size),
+      TrainStep(sampler_.FormBatch(fresh, history_.first(), /*history_end=*/begin,
+                                   options_.batch_size),
                 /*sparse=*/true));
   CONTRAIL_RETURN_IF_ERROR(deployer_.AfterStep(Trained()));
   return loss;
@@ -402,23 +460,29 @@ absl::Status StreamTrainer::Stream() {
   bool last = false;
   while (!last) {
     const int64_t wanted = limit > 0 ? std::min(trigger, limit - streamed) : trigger;
-    CONTRAIL_ASSIGN_OR_RETURN(const bool ended, AwaitExamples(wanted, &fresh));
+    CONTRAIL_ASSIGN_OR_RETURN(const bool ended,
+                              AwaitExamples(wanted, options_.max_wait, &fresh));
     streamed += fresh.count();
     last = ended || (limit > 0 && streamed >= limit);
     double loss = std::nan("");
     Prequential tested;
     if (fresh.count() > 0) {
-      const int64_t begin = history_.size();
+      const int64_t begin = history_.end();
       history_.Append(fresh);
-      const int64_t end = history_.size();
+      const int64_t end = history_.end();
       // Prequential: test on the new examples before training on them.
       CONTRAIL_ASSIGN_OR_RETURN(tested, Evaluate(begin, end));
       CONTRAIL_ASSIGN_OR_RETURN(loss, TrainOnArrival(begin, end, &next_retrain));
       if (options_.mode != TrainingMode::kFull) ++steps;
+      if (fresh.count() < wanted && !ended) {
+        absl::MutexLock lock(&mu_);
+        ++stats_.partial_steps;
+      }
     }
     // The end of the stream deploys whatever is still held back.
     if (last) CONTRAIL_RETURN_IF_ERROR(deployer_.Flush(Trained()));
     checksum_ = host_ != nullptr ? host_->Checksum() : model_->Checksum();
+    CONTRAIL_RETURN_IF_ERROR(CommitTrained());
     RecordArrival(fresh.count(), tested, loss, steps, last);
   }
   return absl::OkStatus();

@@ -91,6 +91,15 @@ class StreamTrainer {
     absl::Duration log_interval = absl::Seconds(2);
     // Where time comes from; null = the real clock. Must outlive the trainer.
     Clock* clock = nullptr;
+    // Examples the history keeps for the sampler and retraining: the newest
+    // ones, the oldest forgotten first. 0 = every example. At least
+    // initial_examples and batch_size otherwise.
+    int64_t history_size = 100000;
+    // When fewer than trigger_size new examples have arrived this long after
+    // the first of them, the trainer steps on those it has (a smaller t,
+    // the rest of the batch from the history), so that a slow stream still
+    // reaches the servers. Zero = always wait for trigger_size.
+    absl::Duration max_wait = absl::Seconds(1);
     // Where the model trains: "cpu", "cuda" or "cuda:N". On a GPU the
     // step's selection and optimizer run there with LibTorch ops
     // (SgdStep), and the deployer reads a CPU copy of the model.
@@ -109,6 +118,9 @@ class StreamTrainer {
     // when FAILED; OK while it runs.
     absl::Status outcome;
     int64_t examples_seen = 0;       // streamed examples tested and trained on
+    int64_t examples_read = 0;       // examples taken from the source
+    int64_t examples_trained = 0;    // of those, trained on (initial included)
+    int64_t partial_steps = 0;       // steps on fewer than t new examples
     int64_t correct = 0;             // of those, predicted right before training
     int64_t served_correct = 0;      // ... by the served model (the mirror)
     int64_t steps = 0;               // training steps on the stream
@@ -157,6 +169,9 @@ class StreamTrainer {
   absl::Status WaitUntilFinished(absl::Duration timeout);
 
   Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The source's name and counters. Thread-safe.
+  std::string source_name() const { return source_->name(); }
+  SourceCounters source_counters() const { return source_->counters(); }
 
  private:
   // Predictions of the newest examples, counted right.
@@ -182,8 +197,13 @@ class StreamTrainer {
 
   // Reads up to `count` examples into `fresh`, waiting for them; while
   // waiting, deploys what the budget held back. True at the end of the
-  // stream (then `fresh` may hold fewer).
-  absl::StatusOr<bool> AwaitExamples(int64_t count, Examples* fresh);
+  // stream (then `fresh` may hold fewer). With a `max_wait` above zero it
+  // also returns, with fewer, once that long has passed since the first
+  // of them arrived.
+  absl::StatusOr<bool> AwaitExamples(int64_t count, absl::Duration max_wait,
+                                     Examples* fresh);
+  // Tells the source that every example read so far has been trained on.
+  absl::Status CommitTrained();
   // Prequential evaluation of history examples [begin, end): tested by
   // the trainer's model and by the served one before any training on them.
   absl::StatusOr<Prequential> Evaluate(int64_t begin, int64_t end);
@@ -191,11 +211,12 @@ class StreamTrainer {
   // then deployment; full retraining when it is due. Returns the step's
   // loss (NaN when none was taken or it was skipped).
   absl::StatusOr<double> TrainOnArrival(int64_t begin, int64_t end, int64_t* next_retrain);
-  // Dense epochs over history examples [0, n) in shuffled mini-batches.
-  // `what` names the work in the log.
-  absl::Status TrainEpochs(int64_t n, int epochs, const std::string& what);
-  // Full retraining: fresh weights and optimizer, epochs over [0, n).
-  absl::Status Retrain(int64_t n);
+  // Dense epochs over history examples [begin, end) in shuffled
+  // mini-batches. `what` names the work in the log.
+  absl::Status TrainEpochs(int64_t begin, int64_t end, int epochs, const std::string& what);
+  // Full retraining: fresh weights and optimizer, epochs over the history
+  // up to `end`.
+  absl::Status Retrain(int64_t end);
   // One SgdStep over the history examples `batch`; returns its loss (NaN:
   // skipped).
   absl::StatusOr<double> TrainStep(const std::vector<int64_t>& batch, bool sparse);
@@ -231,6 +252,7 @@ class StreamTrainer {
   absl::Time stream_start_;
   absl::Time next_log_;
   int64_t next_curve_ = 0;
+  int64_t read_ = 0;  // examples taken from the source
 
   std::thread thread_;
   absl::Notification stop_;

@@ -22,6 +22,8 @@
 #include "common/idx_reader.h"
 #include "proto/experiment.pb.h"
 #include "trainer/stream_trainer.h"
+#include "trainer/ingest_queue.h"
+#include "trainer/ingest_service_impl.h"
 #include "trainer/trainer_status_service_impl.h"
 #include "trainer/training_config.h"
 #include "trainer/update_publisher.h"
@@ -35,9 +37,15 @@ class TrainerDaemon {
     // host:port for SubscribeUpdates and GetStatus; port 0 picks a free
     // port (see port()).
     std::string listen = "127.0.0.1:50051";
+    // Where examples come from: "replay" (the IDX data set in data_dir,
+    // replayed), "ingest" (only what producers send over IngestService).
+    std::string source = "replay";
     // Folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz,
-    // which the default source replays.
+    // which the replay source replays.
     std::string data_dir = kFashionMnistDir;
+    // --source=ingest: examples that may wait for training; producers are
+    // held back while that many wait.
+    int64_t ingest_queue = 10000;
     // How to train and deploy; unset fields take their defaults.
     TrainingConfig training;
   };
@@ -74,6 +82,9 @@ class TrainerDaemon {
   // Declared in dependency order: destroyed trainer first, publisher last.
   std::unique_ptr<UpdatePublisher> publisher_;
   std::unique_ptr<StreamTrainer> trainer_;
+  // The ingest source when options.source is "ingest" (owned by trainer_).
+  IngestQueue* ingest_queue_ = nullptr;
+  std::unique_ptr<IngestServiceImpl> ingest_service_;
   std::unique_ptr<UpdateServiceImpl> update_service_;
   std::unique_ptr<TrainerStatusServiceImpl> status_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -34,8 +34,10 @@ ABSL_FLAG(int64_t, drift_at, Defaults().drift_at(),
 ABSL_FLAG(int64_t, initial_examples, Defaults().initial_examples(),
           "examples at the head of the training set trained on before deployment");
 ABSL_FLAG(int32_t, initial_epochs, Defaults().initial_epochs(), "epochs of initial training");
-ABSL_FLAG(int64_t, stream_examples, Defaults().stream_examples(),
-          "examples streamed after the initial ones");
+ABSL_FLAG(int64_t, stream_examples, -1,
+          "examples streamed after the initial ones; the stream ends after "
+          "them. 0 = until the source ends or the trainer stops. Default (-1): "
+          "20000 with --source=replay, 0 with the other sources");
 ABSL_FLAG(int64_t, trigger_size, Defaults().trigger_size(),
           "t: new examples that trigger one proactive training step");
 ABSL_FLAG(int64_t, batch_size, Defaults().batch_size(),
@@ -62,6 +64,14 @@ ABSL_FLAG(double, replay_rate, Defaults().replay_rate(),
 ABSL_FLAG(uint64_t, seed, Defaults().seed(), "seed for weights, sampling and data order");
 ABSL_FLAG(int64_t, retain_updates, Defaults().retain_updates(),
           "updates kept for servers that reconnect; older servers get a snapshot");
+ABSL_FLAG(int64_t, history_size, Defaults().history_size(),
+          "examples kept for the proactive sampler and full retraining: the "
+          "newest, the oldest forgotten first (0 = all; memory is about "
+          "1.25 x this x 4 bytes x the input size)");
+ABSL_FLAG(int64_t, max_wait_ms, Defaults().max_wait_ms(),
+          "when fewer than --trigger_size new examples have arrived this many "
+          "ms after the first of them, train on those (the rest of the batch "
+          "from the history); 0 = always wait for --trigger_size");
 ABSL_FLAG(std::string, device, Defaults().device(),
           "where the model trains: cpu, cuda or cuda:N (needs a CUDA build of "
           "LibTorch; selection and the optimizer then run on the GPU)");
@@ -112,7 +122,10 @@ absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
   config.set_drift_at(absl::GetFlag(FLAGS_drift_at));
   config.set_initial_examples(absl::GetFlag(FLAGS_initial_examples));
   config.set_initial_epochs(absl::GetFlag(FLAGS_initial_epochs));
-  config.set_stream_examples(absl::GetFlag(FLAGS_stream_examples));
+  // -1: the source's default (left unset).
+  if (absl::GetFlag(FLAGS_stream_examples) != -1) {
+    config.set_stream_examples(absl::GetFlag(FLAGS_stream_examples));
+  }
   config.set_trigger_size(absl::GetFlag(FLAGS_trigger_size));
   config.set_batch_size(absl::GetFlag(FLAGS_batch_size));
   config.set_lr(absl::GetFlag(FLAGS_lr));
@@ -125,6 +138,8 @@ absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
   config.set_seed(absl::GetFlag(FLAGS_seed));
   config.set_retain_updates(absl::GetFlag(FLAGS_retain_updates));
   config.set_device(absl::GetFlag(FLAGS_device));
+  config.set_history_size(absl::GetFlag(FLAGS_history_size));
+  config.set_max_wait_ms(absl::GetFlag(FLAGS_max_wait_ms));
   return config;
 }
 

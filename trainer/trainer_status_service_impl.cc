@@ -7,8 +7,19 @@ namespace contrail {
 grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext*,
                                                  const StatusRequest*,
                                                  StatusResponse* response) {
+  const SourceCounters source = trainer_->source_counters();
   const StreamTrainer::Stats stats = trainer_->stats();
   response->set_role("trainer");
+  response->set_source(trainer_->source_name());
+  response->set_examples_accepted(source.accepted);
+  response->set_examples_rejected(source.rejected);
+  for (const auto& [reason, count] : source.rejected_by_reason) {
+    (*response->mutable_rejected_by_reason())[reason] = count;
+  }
+  // Waiting in the source's queue, or read and awaiting their step.
+  response->set_examples_queued(source.queued + stats.examples_read -
+                                stats.examples_trained);
+  response->set_examples_trained(stats.examples_trained);
   response->set_phase(stats.phase);
   if (stats.phase == FAILED) {
     response->set_error_code(static_cast<int32_t>(stats.outcome.code()));

@@ -195,6 +195,8 @@ const TrainingConfig& DefaultTrainingConfig() {
     config->set_replay_rate(replay.rate);
     config->set_retain_updates(static_cast<int64_t>(publisher.max_retained_updates));
     config->set_device(trainer.device);
+    config->set_history_size(trainer.history_size);
+    config->set_max_wait_ms(absl::ToInt64Milliseconds(trainer.max_wait));
     return config;
   }();
   return *defaults;
@@ -228,8 +230,18 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
         CheckAtLeast("drift_at", config.drift_at(), 0),
         CheckAtLeast("curve_every", config.curve_every(), 1),
         CheckAtLeast("retain_updates", config.retain_updates(), 1),
+        CheckAtLeast("history_size", config.history_size(), 0),
+        CheckAtLeast("max_wait_ms", config.max_wait_ms(), 0),
         CheckFraction("ratio", config.ratio())}) {
     if (!status.ok()) return status;
+  }
+  if (config.history_size() != 0 &&
+      (config.history_size() < config.initial_examples() ||
+       config.history_size() < config.batch_size())) {
+    return Invalid("history_size",
+                   absl::StrCat("must be 0 (every example) or at least initial_examples (",
+                                config.initial_examples(), ") and batch_size (",
+                                config.batch_size(), "), got ", config.history_size()));
   }
   if (config.trigger_size() > config.batch_size()) {
     return Invalid("trigger_size", absl::StrCat(config.trigger_size(),
@@ -272,6 +284,8 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
   trainer.warmup_updates = config.warmup_updates();
   trainer.curve_every = config.curve_every();
   trainer.device = config.device();
+  trainer.history_size = config.history_size();
+  trainer.max_wait = absl::Milliseconds(config.max_wait_ms());
 
   if (!config.has_deploy_ratio()) {
     config.set_deploy_ratio(ResolveDeployRatio(/*requested=*/0, trainer.sparsity));
