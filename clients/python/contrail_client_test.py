@@ -197,8 +197,106 @@ class ServerClientTest(DaemonTestCase):
         with self.assertRaises(contrail_client.ContrailError) as raised:
             self.trainer.ingest([(self.test_inputs[0], 1)])
         self.assertEqual(raised.exception.method, "Ingest")
-        self.assertIn(raised.exception.code, (grpc.StatusCode.FAILED_PRECONDITION,
-                                              grpc.StatusCode.UNIMPLEMENTED))
+        self.assertEqual(raised.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("--source=ingest", raised.exception.details)
+
+
+class IngestTest(DaemonTestCase):
+    """Ingest into a trainer that reads its examples over IngestService
+    (--source=ingest), with a server following it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.train_inputs, cls.train_labels = contrail_data.read_fashion_mnist(cls.data_dir)
+        with cls.logs_on_failure():
+            # The first 64 examples ingested are the initial training set; a
+            # step waits at most 100 ms for its 8 new examples.
+            trainer = cls.start_trainer(source="ingest", stream_examples=0,
+                                        initial_examples=64, initial_epochs=1,
+                                        max_wait_ms=100, lr=0.003)
+            server = cls.start_server(trainer.address)
+        cls.trainer = contrail_client.TrainerClient(trainer.address)
+        cls.server = contrail_client.ServerClient(server.address)
+        cls.addClassCleanup(cls.trainer.close)
+        cls.addClassCleanup(cls.server.close)
+
+    def good(self, begin: int, end: int):
+        return [(self.train_inputs[i], int(self.train_labels[i]), f"good-{i}")
+                for i in range(begin, end)]
+
+    def wait_until_trained_and_served(self, examples_trained: int):
+        """The trainer's status once it has trained `examples_trained`
+        examples and published everything, and the server's once it holds
+        that model."""
+        trained = self.trainer.wait_for_status(
+            lambda s: (s.examples_trained >= examples_trained and s.examples_queued == 0
+                       and s.version > 0 and s.checksum == s.trainer_checksum),
+            WAIT_S, what=f"{examples_trained} examples trained and published")
+        served = self.server.wait_for_status(
+            lambda s: (s.version, s.checksum) == (trained.version, trained.checksum),
+            WAIT_S, what=f"version {trained.version} on the server")
+        return trained, served
+
+    def test_ingest_counts_rejections_by_reason_trains_on_the_rest_and_serves_it(self):
+        before = self.trainer.status()
+        image = self.train_inputs[0]
+        nan, infinite = image.copy(), image.copy()
+        nan[0, 10, 10] = math.nan
+        infinite[0, 0, 0] = math.inf
+        bad = [
+            (image[:, :27, :], 1, "bad-27-rows"),
+            (image.reshape(-1), 1, "bad-flat"),
+            (nan, 1, "bad-nan"),
+            (infinite, 1, "bad-infinite"),
+            (image, CLASSES, "bad-label-10"),
+            (image, -1, "bad-label-minus-1"),
+        ]
+        examples = self.good(0, 80)
+        for position, example in zip((3, 20, 41, 42, 60, 79), bad):
+            examples.insert(position, example)
+
+        summary = self.trainer.ingest(examples)
+
+        self.assertEqual(summary.accepted, 80)
+        self.assertEqual(summary.rejected, 6)
+        self.assertEqual(summary.rejected_by_reason, {
+            "wrong_shape": 2, "non_finite": 2, "label_out_of_range": 2})
+        self.assertEqual(len(summary.first_rejections), 5)
+        self.assertIn("example 3 (id bad-27-rows)", summary.first_rejections[0])
+        trained, served = self.wait_until_trained_and_served(
+            before.examples_trained + 80)
+        self.assertEqual(trained.source, "ingest")
+        self.assertEqual(trained.examples_accepted - before.examples_accepted, 80)
+        self.assertEqual(trained.examples_rejected - before.examples_rejected, 6)
+        self.assertGreater(trained.version, before.version)
+        self.assertEqual(served.checksum, trained.trainer_checksum)
+        answer = self.server.predict(self.test_inputs[:5])
+        self.assertEqual(answer.version, trained.version)
+        self.assertEqual(len(answer.labels), 5)
+        self.assertEqual([len(s) for s in answer.scores], [CLASSES] * 5)
+
+        # More examples move the served version on.
+        more = self.trainer.ingest(self.good(80, 120))
+        self.assertEqual((more.accepted, more.rejected), (40, 0))
+        later, _ = self.wait_until_trained_and_served(trained.examples_trained + 40)
+        self.assertGreater(later.version, trained.version)
+        self.assertEqual(self.server.predict(self.test_inputs[:1]).version, later.version)
+
+    def test_an_example_that_cannot_be_encoded_ends_the_call_after_those_before(self):
+        ragged = [[[0.0] * SIDE] * SIDE, [[0.0] * SIDE]]
+        with self.assertRaises(contrail_client.ExampleError) as raised:
+            self.trainer.ingest(self.good(200, 202) + [(ragged, 1)] + self.good(202, 204))
+        self.assertIn("example 2", str(raised.exception))
+        self.assertEqual(raised.exception.summary.accepted, 2)
+
+    def test_an_iterable_that_raises_ends_the_call_with_its_exception(self):
+        def examples():
+            yield from self.good(210, 213)
+            raise OSError("the producer's disk went away")
+
+        with self.assertRaisesRegex(OSError, "disk went away"):
+            self.trainer.ingest(examples())
 
 
 class UnreachableTest(DaemonTestCase):
