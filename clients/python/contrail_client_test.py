@@ -9,6 +9,7 @@ a deadline. A failing test prints the daemons' logs.
 import contextlib
 import math
 import os
+import subprocess
 import tempfile
 import unittest
 
@@ -297,6 +298,45 @@ class IngestTest(DaemonTestCase):
 
         with self.assertRaisesRegex(OSError, "disk went away"):
             self.trainer.ingest(examples())
+
+
+class IngestAndPredictExampleTest(DaemonTestCase):
+    """examples/ingest_and_predict.py against fresh daemons."""
+
+    def test_the_example_ingests_a_npz_file_waits_for_the_server_and_predicts(self):
+        inputs, labels = contrail_data.read_fashion_mnist(self.data_dir)
+        npz = os.path.join(self.tmp.name, "examples.npz")
+        contrail_data.write_npz(npz, inputs[:150], labels[:150])
+        trainer = self.start_trainer(source="ingest", stream_examples=0,
+                                     initial_examples=64, max_wait_ms=100)
+        server = self.start_server(trainer.address)
+
+        run = subprocess.run(
+            [daemon_processes.runfile("clients/python/ingest_and_predict"),
+             f"--trainer={trainer.address}", f"--server={server.address}",
+             f"--data={npz}", "--count=150", "--predict=20", f"--wait_s={WAIT_S}"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=2 * WAIT_S)
+
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertIn("ingest: 150 accepted, 0 rejected", run.stdout)
+        with contrail_client.TrainerClient(trainer.address) as client:
+            status = client.status()
+        self.assertEqual(status.examples_trained, 150)
+        self.assertIn(f"server: version 0 -> {status.version} ", run.stdout)
+        self.assertIn("the trainer's model", run.stdout)
+        self.assertIn(f"predict: 20 examples answered by version {status.version};",
+                      run.stdout)
+
+    def test_the_example_exits_1_with_the_reason_when_ingest_is_refused(self):
+        trainer = self.start_trainer()  # replays its data set
+        server = self.start_server(trainer.address)
+        run = subprocess.run(
+            [daemon_processes.runfile("clients/python/ingest_and_predict"),
+             f"--trainer={trainer.address}", f"--server={server.address}",
+             f"--data={self.data_dir}", "--count=10"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=2 * WAIT_S)
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        self.assertIn("Ingest failed: FAILED_PRECONDITION", run.stderr)
 
 
 class UnreachableTest(DaemonTestCase):
