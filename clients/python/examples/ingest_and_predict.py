@@ -74,8 +74,10 @@ def main() -> int:
         summary = trainer.ingest(
             (x, int(y), f"{os.path.basename(data)}:{args.skip + i}")
             for i, (x, y) in enumerate(zip(inputs, labels)))
-        print(f"ingest: {summary.accepted} accepted, {summary.rejected} rejected "
-              f"{summary.rejected_by_reason or ''} in {time.monotonic() - started:.1f} s")
+        reasons = ", ".join(f"{reason}: {count}"
+                            for reason, count in sorted(summary.rejected_by_reason.items()))
+        print(f"ingest: {summary.accepted} accepted, {summary.rejected} rejected"
+              f"{f' ({reasons})' if reasons else ''} in {time.monotonic() - started:.1f} s")
         for rejection in summary.first_rejections:
             print(f"  rejected {rejection}")
 
