@@ -105,28 +105,37 @@ def phase_name(phase: int) -> str:
     return contrail_pb2.Phase.Name(phase)
 
 
+def _is_array(data: Any) -> bool:
+    return hasattr(data, "shape") and hasattr(data, "tolist")
+
+
 def _shape_and_values(data: Any) -> Tuple[List[int], List[float]]:
     """The shape and row-major float values of an ndarray or nested lists.
 
-    Duck-typed, so that numpy is optional: anything with `shape` and
-    `tolist()` (numpy arrays, torch tensors) is taken as an array.
-    Raises ValueError for ragged lists and TypeError for non-numbers.
+    Duck-typed, so that numpy is optional: anything with `shape`, `reshape`
+    and `tolist()` (numpy arrays, torch tensors) is taken as an array, also
+    inside lists (a list of N arrays is a batch of N). Raises ValueError for
+    ragged lists and TypeError for non-numbers.
     """
-    if hasattr(data, "shape") and hasattr(data, "tolist"):
-        shape = [int(d) for d in data.shape]
-        nested = data.tolist()
-    else:
-        shape = []
-        nested = data
-        probe = data
-        while isinstance(probe, (list, tuple)):
-            shape.append(len(probe))
-            if not probe:
-                break
-            probe = probe[0]
+    if _is_array(data) and hasattr(data, "reshape"):
+        return [int(d) for d in data.shape], [float(v) for v in data.reshape(-1).tolist()]
+    shape: List[int] = []
+    probe = data
+    while True:
+        if _is_array(probe):
+            shape.extend(int(d) for d in probe.shape)
+            break
+        if not isinstance(probe, (list, tuple)):
+            break
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
     values: List[float] = []
 
     def flatten(item: Any, depth: int) -> None:
+        if _is_array(item):
+            item = item.tolist()
         if depth == len(shape):
             if isinstance(item, (list, tuple)):
                 raise ValueError(f"ragged input: expected shape {shape}")
@@ -137,7 +146,7 @@ def _shape_and_values(data: Any) -> Tuple[List[int], List[float]]:
         for element in item:
             flatten(element, depth + 1)
 
-    flatten(nested, 0)
+    flatten(data, 0)
     return shape, values
 
 

@@ -157,8 +157,8 @@ class ServerClientTest(DaemonTestCase):
     def test_predict_takes_nested_lists_and_answers_as_for_the_ndarray(self):
         batch = self.test_inputs[:3]
         from_array = self.server.predict(batch)
-        from_lists = self.server.predict(batch.tolist())
-        self.assertEqual(from_lists, from_array)
+        self.assertEqual(self.server.predict(batch.tolist()), from_array)
+        self.assertEqual(self.server.predict(list(batch)), from_array)
 
     def test_the_served_model_learned_the_synthetic_classes(self):
         answer = self.server.predict(self.test_inputs[:16])
