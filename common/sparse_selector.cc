@@ -6,6 +6,8 @@
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
+#include "common/float_bytes.h"
+#include "common/rng_state.h"
 
 namespace contrail {
 
@@ -70,6 +72,28 @@ void SparseSelector::Select(size_t tensor, absl::Span<float> gradient,
     gradient[i] = residual[i];
     residual[i] = 0.0f;
   }
+}
+
+void SparseSelector::SaveState(SelectorState* out) const {
+  for (const std::vector<float>& r : residuals_) {
+    out->mutable_residuals()->add_tensors(FloatsToBytes(r));
+  }
+  out->set_rng(RngState(rng_));
+}
+
+absl::Status SparseSelector::RestoreState(const SelectorState& state) {
+  if (state.residuals().tensors_size() != static_cast<int>(residuals_.size())) {
+    return absl::DataLossError(absl::StrCat("residuals for ", state.residuals().tensors_size(),
+                                            " tensors, the model has ", residuals_.size()));
+  }
+  for (size_t t = 0; t < residuals_.size(); ++t) {
+    if (absl::Status s = BytesToFloats(state.residuals().tensors(t),
+                                       absl::MakeSpan(residuals_[t]), "residual");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return RestoreRng(state.rng(), "selector", &rng_);
 }
 
 }  // namespace contrail

@@ -13,10 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/top_k.h"
+#include "proto/checkpoint.pb.h"
 
 namespace contrail {
 
@@ -60,6 +62,11 @@ class SparseSelector {
     return residuals_[tensor];
   }
   const Options& options() const { return options_; }
+
+  // The residuals and random-k's generator, for a checkpoint;
+  // RestoreState() takes them back (DATA_LOSS when they do not fit).
+  void SaveState(SelectorState* out) const;
+  absl::Status RestoreState(const SelectorState& state);
 
  private:
   const Options options_;

@@ -5,11 +5,13 @@
 //   contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]
 //   contrailctl ingest  --target=host:port [--data_dir=...] [--split=train]
 //                       [--offset=N] [--count=N] [--rate=R] [--bad_every=K]
+//   contrailctl ingest  --nats=nats://HOST:PORT/STREAM/SUBJECT [the same flags]
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/idx_reader.h"
+#include "common/jetstream_publisher.h"
 #include "proto/contrail.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50052",
@@ -38,7 +41,12 @@ ABSL_FLAG(int64_t, offset, 0, "ingest: first example of the split to send");
 ABSL_FLAG(double, rate, 0, "ingest: examples per second; 0 = as fast as the trainer takes them");
 ABSL_FLAG(int64_t, bad_every, 0,
           "ingest: make every K-th example bad on purpose (in turn: wrong shape, a "
-          "NaN input, a label out of range), to see the trainer reject them; 0 = none");
+          "NaN input, a label out of range, and with --nats bytes that are not an "
+          "Example), to see the trainer reject them; 0 = none");
+ABSL_FLAG(std::string, nats, "",
+          "ingest: publish to this NATS JetStream stream, "
+          "nats://HOST:PORT/STREAM/SUBJECT (created when missing), instead of "
+          "streaming to --target's IngestService");
 ABSL_FLAG(int64_t, batch, 250, "predict: images per Predict call");
 ABSL_FLAG(std::string, trainer, "127.0.0.1:50051", "compare: the trainer");
 ABSL_FLAG(std::string, server, "127.0.0.1:50052", "compare: the server");
@@ -229,6 +237,72 @@ contrail::Example MakeExample(const contrail::LabelledImages& data, int64_t inde
   return example;
 }
 
+// The kind of spoilt example the `sent`-th (from 0) is: 0 for a good one,
+// otherwise 1..`kinds` in turn, every --bad_every-th.
+int BadKind(int64_t sent, int64_t bad_every, int kinds) {
+  if (bad_every <= 0 || (sent + 1) % bad_every != 0) return 0;
+  return static_cast<int>((sent + 1) / bad_every - 1) % kinds + 1;
+}
+
+// Calls `send` (false: stop) for examples [offset, offset + count) at
+// `rate` per second (0: as fast as it takes them), with the kind of bad
+// example each must be; reports progress every 2 s. How many were sent.
+int64_t SendExamples(int64_t offset, int64_t count, double rate, int64_t bad_every,
+                     int bad_kinds, const std::function<bool(int64_t, int)>& send) {
+  const absl::Time start = absl::Now();
+  absl::Time next_report = start + absl::Seconds(2);
+  int64_t sent = 0;
+  for (; sent < count; ++sent) {
+    if (rate > 0) absl::SleepFor(start + absl::Seconds(sent / rate) - absl::Now());
+    if (!send(offset + sent, BadKind(sent, bad_every, bad_kinds))) break;
+    if (absl::Now() >= next_report) {
+      next_report += absl::Seconds(2);
+      std::printf("sent %lld of %lld examples (%.0f/s)\n", static_cast<long long>(sent + 1),
+                  static_cast<long long>(count),
+                  (sent + 1) / absl::ToDoubleSeconds(absl::Now() - start));
+      std::fflush(stdout);
+    }
+  }
+  return sent;
+}
+
+// contrailctl ingest --nats: the examples go to a JetStream stream, from
+// which a trainer's nats:// source reads them (validating them then).
+int IngestToNats(const contrail::LabelledImages& data, int64_t offset, int64_t count,
+                 double rate, int64_t bad_every) {
+  const std::string url = absl::GetFlag(FLAGS_nats);
+  absl::StatusOr<std::unique_ptr<contrail::JetStreamPublisher>> publisher =
+      contrail::JetStreamPublisher::Connect(url);
+  if (!publisher.ok()) {
+    std::fprintf(stderr, "contrailctl: %s\n", publisher.status().ToString().c_str());
+    return 1;
+  }
+  // Kind 4, bytes that do not parse as an Example, exists only here: gRPC
+  // itself refuses them.
+  constexpr int kMalformed = 4;
+  absl::Status failed;
+  const absl::Time start = absl::Now();
+  const int64_t sent = SendExamples(
+      offset, count, rate, bad_every, kMalformed, [&](int64_t index, int bad) {
+        failed = bad == kMalformed
+                     ? (*publisher)->PublishBytesAsync("\x0f not an Example")
+                     : (*publisher)->PublishAsync(MakeExample(data, index, bad));
+        return failed.ok();
+      });
+  if (failed.ok()) failed = (*publisher)->Flush();
+  if (!failed.ok()) {
+    std::fprintf(stderr, "contrailctl: after %lld examples: %s\n",
+                 static_cast<long long>(sent), failed.ToString().c_str());
+    return 1;
+  }
+  std::printf("published: %lld examples to %s in %.1f s\n", static_cast<long long>(sent),
+              (*publisher)->url().ToString().c_str(),
+              absl::ToDoubleSeconds(absl::Now() - start));
+  std::printf("(the trainer validates them as it reads them: contrailctl status "
+              "--target=TRAINER shows what it accepted and rejected)\n");
+  return 0;
+}
+
 int Ingest() {
   const std::string target = absl::GetFlag(FLAGS_target);
   const std::string split = absl::GetFlag(FLAGS_split);
@@ -255,28 +329,20 @@ int Ingest() {
                  static_cast<long long>(offset), static_cast<long long>(data->count));
     return 2;
   }
+  if (!absl::GetFlag(FLAGS_nats).empty()) {
+    return IngestToNats(*data, offset, count, rate, bad_every);
+  }
   auto stub = contrail::IngestService::NewStub(Connect(target));
   grpc::ClientContext context;  // no deadline: a stream lasts as long as it takes
   contrail::IngestSummary summary;
   std::unique_ptr<grpc::ClientWriter<contrail::Example>> writer =
       stub->Ingest(&context, &summary);
   const absl::Time start = absl::Now();
-  absl::Time next_report = start + absl::Seconds(2);
-  int64_t sent = 0;
-  for (; sent < count; ++sent) {
-    if (rate > 0) absl::SleepFor(start + absl::Seconds(sent / rate) - absl::Now());
-    const int bad = bad_every > 0 && (sent + 1) % bad_every == 0
-                        ? static_cast<int>((sent + 1) / bad_every - 1) % 3 + 1
-                        : 0;
-    if (!writer->Write(MakeExample(*data, offset + sent, bad))) break;  // the call ended
-    if (absl::Now() >= next_report) {
-      next_report += absl::Seconds(2);
-      std::printf("sent %lld of %lld examples (%.0f/s)\n", static_cast<long long>(sent + 1),
-                  static_cast<long long>(count),
-                  (sent + 1) / absl::ToDoubleSeconds(absl::Now() - start));
-      std::fflush(stdout);
-    }
-  }
+  // The call ends early when Write() fails.
+  const int64_t sent = SendExamples(offset, count, rate, bad_every, /*bad_kinds=*/3,
+                                    [&](int64_t index, int bad) {
+                                      return writer->Write(MakeExample(*data, index, bad));
+                                    });
   writer->WritesDone();
   const grpc::Status rpc = writer->Finish();
   if (!rpc.ok()) return RpcFailed(absl::StrCat("Ingest (after ", sent, " examples) to"), target, rpc);
@@ -331,7 +397,8 @@ int main(int argc, char** argv) {
       "  contrailctl predict --target=host:port [--data_dir=DIR] [--count=N]\n"
       "  contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]\n"
       "  contrailctl ingest  --target=host:port [--data_dir=DIR] [--split=train]\n"
-      "                      [--offset=N] [--count=N] [--rate=R] [--bad_every=K]");
+      "                      [--offset=N] [--count=N] [--rate=R] [--bad_every=K]\n"
+      "  contrailctl ingest  --nats=nats://HOST:PORT/STREAM/SUBJECT [the same flags]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() == 2 ? args[1] : "";
   if (command == "status") return Status();

@@ -56,4 +56,22 @@ absl::Status Deployer::Flush(const ConstTensorViews& trainer) {
   return absl::OkStatus();
 }
 
+void Deployer::SaveState(DeployerState* out) const {
+  out->set_steps(steps_);
+  out->set_held_back_entries(held_back_entries_);
+  out->set_stalled(stalled_);
+  out->set_version(counters_.version);
+  out->set_entries(counters_.entries);
+  out->set_payload_bytes(counters_.payload_bytes);
+}
+
+void Deployer::RestoreState(const DeployerState& state) {
+  steps_ = state.steps();
+  held_back_entries_ = state.held_back_entries();
+  stalled_ = state.stalled();
+  counters_.version = state.version();
+  counters_.entries = state.entries();
+  counters_.payload_bytes = state.payload_bytes();
+}
+
 }  // namespace contrail

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/tensor_views.h"
+#include "proto/checkpoint.pb.h"
 #include "trainer/update_publisher.h"
 
 namespace contrail {
@@ -53,6 +54,10 @@ class Deployer {
   const Counters& counters() const { return counters_; }
   // Entries where trainer and mirror differed after the last update.
   int64_t held_back_entries() const { return held_back_entries_; }
+
+  // Its progress, for a checkpoint, and back.
+  void SaveState(DeployerState* out) const;
+  void RestoreState(const DeployerState& state);
 
  private:
   // Publishes trainer - mirror (within the budget); true when a new

@@ -4,6 +4,10 @@
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/float_bytes.h"
 
 namespace contrail {
 
@@ -57,6 +61,32 @@ std::pair<torch::Tensor, torch::Tensor> ExampleHistory::Gather(
     out_labels[i] = labels_[stored];
   }
   return {inputs, labels};
+}
+
+void ExampleHistory::SaveState(HistoryState* out) const {
+  out->set_first(first_);
+  out->set_inputs(FloatsToBytes(Inputs(first_, end())));
+  const absl::Span<const int64_t> labels = Labels(first_, end());
+  out->mutable_labels()->Add(labels.begin(), labels.end());
+}
+
+absl::Status ExampleHistory::RestoreState(const HistoryState& state) {
+  const int64_t count = state.labels_size();
+  if (state.first() < 0 || (capacity_ > 0 && count > capacity_)) {
+    return absl::DataLossError(absl::StrCat("history of ", count, " examples from ",
+                                            state.first(), " does not fit capacity ",
+                                            capacity_));
+  }
+  std::vector<float> inputs(count * example_size_);
+  if (absl::Status s = BytesToFloats(state.inputs(), absl::MakeSpan(inputs), "history");
+      !s.ok()) {
+    return s;
+  }
+  inputs_ = std::move(inputs);
+  labels_.assign(state.labels().begin(), state.labels().end());
+  offset_ = state.first();
+  first_ = state.first();
+  return absl::OkStatus();
 }
 
 }  // namespace contrail

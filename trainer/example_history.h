@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "proto/checkpoint.pb.h"
 #include "trainer/example_source.h"
 
 namespace contrail {
@@ -48,6 +49,12 @@ class ExampleHistory {
   // Copies of the inputs [N] + input shape and the labels [N] (int64) of
   // the examples at `indices`, each in [first(), end()).
   std::pair<torch::Tensor, torch::Tensor> Gather(absl::Span<const int64_t> indices) const;
+
+  // The kept examples, for a checkpoint; RestoreState() replaces the
+  // history with them (DATA_LOSS when they do not fit the input shape or
+  // exceed the capacity).
+  void SaveState(HistoryState* out) const;
+  absl::Status RestoreState(const HistoryState& state);
 
  private:
   const std::vector<int64_t> input_shape_;

@@ -18,11 +18,20 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "a free port; see --port_file)");
 ABSL_FLAG(std::string, source, "replay",
           "where examples come from: replay (the IDX data set in --data_dir, "
-          "replayed at --replay_rate) or ingest (only what producers send over "
-          "IngestService, e.g. contrailctl ingest)");
+          "replayed at --replay_rate), ingest (only what producers send over "
+          "IngestService, e.g. contrailctl ingest) or "
+          "nats://HOST:PORT/STREAM/SUBJECT (a NATS JetStream stream, read by the "
+          "durable consumer contrail-trainer and acked once trained; a restart "
+          "resumes after the last acked example)");
 ABSL_FLAG(std::string, data_dir, contrail::kFashionMnistDir,
           "--source=replay: folder with train-images-idx3-ubyte.gz and "
           "train-labels-idx1-ubyte.gz");
+ABSL_FLAG(std::string, state_dir, "",
+          "folder for checkpoints and the update log, so that a restarted trainer "
+          "(even after kill -9) continues the same run and versions; empty = none");
+ABSL_FLAG(double, checkpoint_every_s, 30,
+          "--state_dir: seconds between checkpoints (one also follows initial "
+          "training and ends training)");
 ABSL_FLAG(int64_t, ingest_queue, 10000,
           "--source=ingest: accepted examples that may wait for training; "
           "producers are held back (gRPC flow control) while the queue is full");
@@ -36,7 +45,7 @@ int main(int argc, char** argv) {
       kProgram,
       "Trains a model on a labelled stream with sparse proactive SGD and "
       "streams sparse updates to contrail servers.\n"
-      "Usage: trainer [--listen=127.0.0.1:50051] [--source=replay|ingest] "
+      "Usage: trainer [--listen=127.0.0.1:50051] [--source=replay|ingest|nats://...] "
       "[--data_dir=...] "
       "[--sparsity=topk --ratio=0.001] ...",
       argc, argv);
@@ -47,6 +56,8 @@ int main(int argc, char** argv) {
   options.source = absl::GetFlag(FLAGS_source);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.ingest_queue = absl::GetFlag(FLAGS_ingest_queue);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.checkpoint_every = absl::Seconds(absl::GetFlag(FLAGS_checkpoint_every_s));
   absl::StatusOr<contrail::TrainingConfig> training = contrail::TrainingConfigFromFlags();
   if (!training.ok()) contrail::Fail(kProgram, training.status());
   options.training = *std::move(training);

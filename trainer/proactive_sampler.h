@@ -8,9 +8,12 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "common/rng_state.h"
 
 namespace contrail {
 
@@ -31,6 +34,12 @@ class ProactiveSampler {
   std::vector<int64_t> FormBatch(absl::Span<const int64_t> new_examples,
                                  int64_t history_begin, int64_t history_end,
                                  int64_t batch_size);
+
+  // The generator's state, for a checkpoint.
+  std::string SaveState() const { return RngState(rng_); }
+  absl::Status RestoreState(const std::string& state) {
+    return RestoreRng(state, "sampler", &rng_);
+  }
 
  private:
   std::mt19937_64 rng_;

@@ -23,6 +23,10 @@ absl::StatusOr<std::unique_ptr<ReplaySource>> ReplaySource::Create(
     return absl::InvalidArgumentError("unpaced and drift positions must be >= 0");
   }
   const int64_t count = options.count == 0 ? data.count : options.count;
+  if (options.start < 0 || options.start > count) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot start the replay at example ", options.start, " of ", count));
+  }
   for (int64_t i = 0; i < count; ++i) {
     if (data.labels[i] < 0 || data.labels[i] >= num_classes) {
       return absl::InvalidArgumentError(
@@ -43,7 +47,9 @@ ReplaySource::ReplaySource(const Options& options, LabelledImages data,
       data_(std::move(data)),
       num_classes_(num_classes),
       count_(count),
-      clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
+      clock_(options.clock != nullptr ? options.clock : Clock::Real()),
+      next_(options.start),
+      handed_out_(options.start) {}
 
 std::vector<int64_t> ReplaySource::input_shape() const {
   return {1, data_.rows, data_.cols};
@@ -51,7 +57,8 @@ std::vector<int64_t> ReplaySource::input_shape() const {
 
 int64_t ReplaySource::ArrivedBy(absl::Time time) const {
   if (options_.rate == 0) return count_;
-  const int64_t unpaced = std::min(options_.unpaced_examples, count_);
+  const int64_t unpaced =
+      std::min(std::max(options_.unpaced_examples, options_.start), count_);
   if (!paced_since_.has_value()) return unpaced;
   // The small slack keeps an example whose arrival time was computed from
   // its index from being counted one short by rounding.

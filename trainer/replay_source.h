@@ -35,6 +35,9 @@ class ReplaySource final : public ExampleSource {
     int64_t count = 0;
     // Examples at the head that are not paced (the initial data).
     int64_t unpaced_examples = 0;
+    // Where the replay starts (a restarted trainer's position): examples
+    // before it are skipped, and pacing counts from it.
+    int64_t start = 0;
     // Examples per second after those; 0 = all at once.
     double rate = 0;
     // Drift applied from example drift_begin on (counted from the head of

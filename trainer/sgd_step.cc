@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model_spec.h"
+#include "common/status_macros.h"
 
 namespace contrail {
 namespace {
@@ -151,6 +152,27 @@ void SgdStep::StepWithTensorOps(bool sparse) {
       flat_weights.sub_(change);
     }
   }
+}
+
+absl::Status SgdStep::SaveState(OptimizerState* optimizer,
+                                SelectorState* selector) const {
+  if (tensor_ops_ || !model_->on_cpu()) {
+    return absl::UnimplementedError(
+        "checkpoints of a model training on a GPU are not supported yet");
+  }
+  optimizer_.SaveState(optimizer);
+  selector_.SaveState(selector);
+  return absl::OkStatus();
+}
+
+absl::Status SgdStep::RestoreState(const OptimizerState& optimizer,
+                                   const SelectorState& selector) {
+  if (tensor_ops_ || !model_->on_cpu()) {
+    return absl::UnimplementedError(
+        "checkpoints of a model training on a GPU are not supported yet");
+  }
+  CONTRAIL_RETURN_IF_ERROR(optimizer_.RestoreState(optimizer));
+  return selector_.RestoreState(selector);
 }
 
 }  // namespace contrail

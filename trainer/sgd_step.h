@@ -48,6 +48,11 @@ class SgdStep {
 
   int64_t skipped_steps() const { return skipped_steps_; }
 
+  // The optimizer's and selector's state, for a checkpoint, and back. The
+  // spans path only: UNIMPLEMENTED on the tensor-ops path (a GPU).
+  absl::Status SaveState(OptimizerState* optimizer, SelectorState* selector) const;
+  absl::Status RestoreState(const OptimizerState& optimizer, const SelectorState& selector);
+
  private:
   // The tensor-ops path's state of one parameter tensor, flattened, on the
   // model's device.

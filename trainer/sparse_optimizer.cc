@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/float_bytes.h"
 
 namespace contrail {
 
@@ -60,6 +61,39 @@ void SparseOptimizer::UpdateDense(size_t tensor, absl::Span<float> weights,
   for (size_t i = 0; i < weights.size(); ++i) {
     AdamEntry(tensor, i, gradient[i], &weights[i]);
   }
+}
+
+void SparseOptimizer::SaveState(OptimizerState* out) const {
+  out->set_step(step_);
+  for (const std::vector<float>& m : first_moment_) {
+    out->mutable_first_moment()->add_tensors(FloatsToBytes(m));
+  }
+  for (const std::vector<float>& v : second_moment_) {
+    out->mutable_second_moment()->add_tensors(FloatsToBytes(v));
+  }
+}
+
+absl::Status SparseOptimizer::RestoreState(const OptimizerState& state) {
+  if (state.first_moment().tensors_size() != static_cast<int>(first_moment_.size()) ||
+      state.second_moment().tensors_size() != static_cast<int>(second_moment_.size())) {
+    return absl::DataLossError(absl::StrCat(
+        "optimizer state for ", state.first_moment().tensors_size(), " tensors, the model has ",
+        first_moment_.size()));
+  }
+  for (size_t t = 0; t < first_moment_.size(); ++t) {
+    if (absl::Status s = BytesToFloats(state.first_moment().tensors(t),
+                                       absl::MakeSpan(first_moment_[t]), "first moment");
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = BytesToFloats(state.second_moment().tensors(t),
+                                       absl::MakeSpan(second_moment_[t]), "second moment");
+        !s.ok()) {
+      return s;
+    }
+  }
+  step_ = state.step();
+  return absl::OkStatus();
 }
 
 }  // namespace contrail

@@ -19,7 +19,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "proto/checkpoint.pb.h"
 
 namespace contrail {
 
@@ -52,6 +54,11 @@ class SparseOptimizer {
                    absl::Span<const float> gradient);
 
   int64_t step() const { return step_; }
+
+  // The moments and step count, for a checkpoint; RestoreState() takes
+  // them back (DATA_LOSS when they do not fit the tensors).
+  void SaveState(OptimizerState* out) const;
+  absl::Status RestoreState(const OptimizerState& state);
   const Options& options() const { return options_; }
 
  private:

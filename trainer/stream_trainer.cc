@@ -9,7 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/float_bytes.h"
 #include "common/model_spec.h"
+#include "common/rng_state.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -95,6 +97,13 @@ absl::StatusOr<std::unique_ptr<StreamTrainer>> StreamTrainer::Create(
     return Invalid(absl::StrCat("max_wait must be >= 0, got ",
                                 absl::FormatDuration(options.max_wait)));
   }
+  if ((options.checkpoints == nullptr) != (options.update_log == nullptr)) {
+    return Invalid("checkpoints need both a checkpoint store and an update log");
+  }
+  if (options.checkpoints != nullptr && options.device != "cpu") {
+    return absl::UnimplementedError(
+        "checkpoints (--state_dir) of a model training on a GPU are not supported yet");
+  }
   if (served == nullptr || served->spec().fingerprint() != spec.fingerprint()) {
     return Invalid("the served model must be another instance of the trained one");
   }
@@ -130,7 +139,190 @@ StreamTrainer::StreamTrainer(const Options& options,
       sampler_(options.seed),
       rng_(options.seed) {}
 
-StreamTrainer::~StreamTrainer() { Stop(); }
+StreamTrainer::~StreamTrainer() {
+  Stop();
+  if (checkpoint_writer_.joinable()) checkpoint_writer_.join();
+}
+
+absl::Status StreamTrainer::Resume(const TrainerCheckpoint& checkpoint) {
+  const ModelSpec& spec = model_->spec();
+  if (checkpoint.fingerprint() != spec.fingerprint()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the checkpoint is of model ", checkpoint.architecture(), ", not ",
+        spec.architecture(), " (fingerprints differ)"));
+  }
+  const TensorViews views = model_->Views();
+  if (checkpoint.model().tensors_size() != static_cast<int>(views.size())) {
+    return absl::DataLossError("the checkpoint's model has another number of tensors");
+  }
+  for (size_t t = 0; t < views.size(); ++t) {
+    CONTRAIL_RETURN_IF_ERROR(
+        BytesToFloats(checkpoint.model().tensors(t), views[t], spec.tensors(t).name()));
+  }
+  if (model_->Checksum() != checkpoint.model_checksum()) {
+    return absl::DataLossError("the checkpoint's model does not match its checksum");
+  }
+  CONTRAIL_RETURN_IF_ERROR(step_->RestoreState(checkpoint.optimizer(), checkpoint.selector()));
+  CONTRAIL_RETURN_IF_ERROR(sampler_.RestoreState(checkpoint.sampler_rng()));
+  CONTRAIL_RETURN_IF_ERROR(RestoreRng(checkpoint.epoch_rng(), "epochs", &rng_));
+  CONTRAIL_RETURN_IF_ERROR(history_.RestoreState(checkpoint.history()));
+  if (history_.end() != checkpoint.examples_read()) {
+    return absl::DataLossError(absl::StrCat("the checkpoint's history ends at example ",
+                                            history_.end(), ", its stream at ",
+                                            checkpoint.examples_read()));
+  }
+  deployer_.RestoreState(checkpoint.deployer());
+  checksum_ = checkpoint.model_checksum();
+  read_ = trained_ = checkpoint.examples_read();
+  const ProgressState& progress = checkpoint.progress();
+  next_curve_ = progress.next_curve();
+  next_retrain_ = progress.next_retrain();
+  durable_version_ = checkpoint.version();
+  resumed_ = true;
+  absl::MutexLock lock(&mu_);
+  stats_.resumed = true;
+  stats_.examples_seen = progress.examples_seen();
+  stats_.correct = progress.correct();
+  stats_.served_correct = progress.served_correct();
+  stats_.steps = progress.steps();
+  stats_.retrains = progress.retrains();
+  stats_.skipped_steps = progress.skipped_steps();
+  stats_.partial_steps = progress.partial_steps();
+  stats_.last_loss = progress.last_loss();
+  stats_.stream_time = absl::Seconds(progress.stream_seconds());
+  stats_.curve.clear();
+  for (const CurvePointState& point : progress.curve()) {
+    stats_.curve.push_back(
+        {point.examples(), point.trainer_accuracy(), point.served_accuracy()});
+  }
+  stats_.examples_read = read_;
+  stats_.examples_trained = trained_;
+  stats_.trainer_checksum = checksum_;
+  stats_.updates_published = publisher_->version();
+  stats_.entries_published = checkpoint.deployer().entries();
+  stats_.payload_bytes_published = checkpoint.deployer().payload_bytes();
+  stats_.checkpoint_version = checkpoint.version();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<TrainerCheckpoint>> StreamTrainer::Capture() {
+  auto checkpoint = std::make_unique<TrainerCheckpoint>();
+  const ModelSpec& spec = model_->spec();
+  checkpoint->set_run(publisher_->run());
+  checkpoint->set_version(publisher_->version());
+  checkpoint->set_fingerprint(spec.fingerprint());
+  checkpoint->set_architecture(spec.architecture());
+  checkpoint->set_mirror_checksum(publisher_->mirror_checksum());
+  // Only the training thread writes the mirror (through the publisher).
+  for (const absl::Span<const float> t : AsConst(served_->Views())) {
+    checkpoint->mutable_mirror()->add_tensors(FloatsToBytes(t));
+  }
+  for (const absl::Span<const float> t : Trained()) {
+    checkpoint->mutable_model()->add_tensors(FloatsToBytes(t));
+  }
+  checkpoint->set_model_checksum(checksum_);
+  CONTRAIL_RETURN_IF_ERROR(
+      step_->SaveState(checkpoint->mutable_optimizer(), checkpoint->mutable_selector()));
+  checkpoint->set_sampler_rng(sampler_.SaveState());
+  checkpoint->set_epoch_rng(RngState(rng_));
+  history_.SaveState(checkpoint->mutable_history());
+  deployer_.SaveState(checkpoint->mutable_deployer());
+  checkpoint->set_examples_read(trained_);
+  checkpoint->set_source(source_->name());
+  checkpoint->set_created_unix_micros(absl::ToUnixMicros(absl::Now()));
+  ProgressState* progress = checkpoint->mutable_progress();
+  progress->set_next_curve(next_curve_);
+  progress->set_next_retrain(next_retrain_);
+  absl::MutexLock lock(&mu_);
+  progress->set_examples_seen(stats_.examples_seen);
+  progress->set_correct(stats_.correct);
+  progress->set_served_correct(stats_.served_correct);
+  progress->set_steps(stats_.steps);
+  progress->set_retrains(stats_.retrains);
+  progress->set_skipped_steps(stats_.skipped_steps);
+  progress->set_partial_steps(stats_.partial_steps);
+  progress->set_last_loss(stats_.last_loss);
+  progress->set_stream_seconds(absl::ToDoubleSeconds(stats_.stream_time));
+  for (const CurvePoint& point : stats_.curve) {
+    CurvePointState* state = progress->add_curve();
+    state->set_examples(point.examples);
+    state->set_trainer_accuracy(point.trainer_accuracy);
+    state->set_served_accuracy(point.served_accuracy);
+  }
+  return checkpoint;
+}
+
+absl::Status StreamTrainer::AfterCheckpoint() {
+  if (!checkpoint_done_.exchange(false)) return absl::OkStatus();
+  if (checkpoint_writer_.joinable()) checkpoint_writer_.join();
+  if (!checkpoint_status_.ok()) {
+    // The previous checkpoint and the log still cover everything; try
+    // again at the next one.
+    spdlog::error("checkpoint of version {} failed: {}", writing_version_,
+                  checkpoint_status_.ToString());
+    return absl::OkStatus();
+  }
+  previous_version_ = durable_version_;
+  durable_version_ = writing_version_;
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.checkpoints;
+    stats_.checkpoint_version = durable_version_;
+  }
+  if (previous_version_ > 0) {
+    CONTRAIL_RETURN_IF_ERROR(options_.update_log->DropThrough(previous_version_));
+  }
+  // The examples the checkpoint covers need never be read again.
+  return source_->Commit(writing_read_);
+}
+
+absl::Status StreamTrainer::MaybeCheckpoint(bool now, bool wait) {
+  if (options_.checkpoints == nullptr) return absl::OkStatus();
+  CONTRAIL_RETURN_IF_ERROR(AfterCheckpoint());
+  if (!now && clock_->Now() < next_checkpoint_) return absl::OkStatus();
+  if (checkpoint_writer_.joinable()) {
+    if (!wait) return absl::OkStatus();  // the last one is still being written
+    checkpoint_writer_.join();
+    CONTRAIL_RETURN_IF_ERROR(AfterCheckpoint());
+  }
+  const absl::Time start = clock_->Now();
+  CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<TrainerCheckpoint> checkpoint, Capture());
+  // Updates after it go to a new segment of the log.
+  CONTRAIL_RETURN_IF_ERROR(options_.update_log->Rotate(checkpoint->version() + 1));
+  const absl::Time captured = clock_->Now();
+  next_checkpoint_ = captured + options_.checkpoint_every;
+  writing_version_ = checkpoint->version();
+  writing_read_ = checkpoint->examples_read();
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.checkpoint_capture = captured - start;
+    stats_.checkpoint_time = captured;
+  }
+  checkpoint_done_ = false;
+  if (wait) {
+    WriteCheckpoint(*checkpoint);
+    return AfterCheckpoint();
+  }
+  checkpoint_writer_ = std::thread(
+      [this, checkpoint = std::move(checkpoint)] { WriteCheckpoint(*checkpoint); });
+  return absl::OkStatus();
+}
+
+void StreamTrainer::WriteCheckpoint(const TrainerCheckpoint& checkpoint) {
+  const absl::Time begin = absl::Now();
+  checkpoint_status_ = options_.checkpoints->Write(checkpoint);
+  const absl::Duration took = absl::Now() - begin;
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.checkpoint_write = took;
+  }
+  if (checkpoint_status_.ok()) {
+    spdlog::info("checkpoint of version {} ({} examples trained, {:.1f} MB) written in {:.0f} ms",
+                 checkpoint.version(), checkpoint.examples_read(),
+                 checkpoint.ByteSizeLong() / 1e6, absl::ToDoubleMilliseconds(took));
+  }
+  checkpoint_done_ = true;
+}
 
 void StreamTrainer::Start() { thread_ = std::thread([this] { Run(); }); }
 
@@ -178,6 +370,18 @@ void StreamTrainer::Run() {
   if (!outcome.ok() && !absl::IsCancelled(outcome)) {
     spdlog::error("training failed: {}", outcome.ToString());
   }
+  // A last checkpoint when training ended between arrivals (not on a
+  // failure, whose state may be half-updated).
+  if (options_.checkpoints != nullptr) {
+    absl::Status last = absl::OkStatus();
+    if (consistent_ && (outcome.ok() || absl::IsCancelled(outcome))) {
+      last = MaybeCheckpoint(/*now=*/true, /*wait=*/true);
+    } else if (checkpoint_writer_.joinable()) {
+      checkpoint_writer_.join();
+      last = AfterCheckpoint();
+    }
+    if (!last.ok()) spdlog::error("the final checkpoint failed: {}", last.ToString());
+  }
   // Producers learn that nothing more will be trained; what is still queued
   // stays counted in GetStatus.
   source_->Close(outcome.ok() ? absl::FailedPreconditionError(
@@ -214,7 +418,14 @@ ConstTensorViews StreamTrainer::Trained() {
 }
 
 absl::Status StreamTrainer::TrainAndDeploy() {
-  CONTRAIL_RETURN_IF_ERROR(InitialTraining());
+  if (resumed_) {
+    consistent_ = true;
+    spdlog::info("resumed version {} of run {:016x}: {} examples trained, {} streamed",
+                 publisher_->version(), publisher_->run(), trained_, stats().examples_seen);
+    next_checkpoint_ = clock_->Now() + options_.checkpoint_every;
+  } else {
+    CONTRAIL_RETURN_IF_ERROR(InitialTraining());
+  }
   return Stream();
 }
 
@@ -254,11 +465,13 @@ absl::StatusOr<bool> StreamTrainer::AwaitExamples(int64_t count, absl::Duration 
 }
 
 absl::Status StreamTrainer::CommitTrained() {
+  trained_ = read_;
   {
     absl::MutexLock lock(&mu_);
-    stats_.examples_trained = read_;
+    stats_.examples_trained = trained_;
   }
-  return source_->Commit(read_);
+  if (options_.checkpoints != nullptr) return absl::OkStatus();
+  return source_->Commit(trained_);
 }
 
 absl::StatusOr<double> StreamTrainer::TrainStep(const std::vector<int64_t>& batch,
@@ -344,7 +557,9 @@ absl::Status StreamTrainer::InitialTraining() {
   }
   spdlog::info("deployed the initial model as version 1 (checksum {:016x})",
                checksum_);
-  return absl::OkStatus();
+  consistent_ = true;
+  // A restart from here continues this run, and servers keep version 1.
+  return MaybeCheckpoint(/*now=*/true, /*wait=*/true);
 }
 
 absl::Status StreamTrainer::Retrain(int64_t end) {
@@ -452,12 +667,20 @@ absl::Status StreamTrainer::Stream() {
   const int64_t limit = options_.stream_examples;
   stream_start_ = clock_->Now();
   next_log_ = stream_start_ + options_.log_interval;
-  next_curve_ = options_.curve_every;
-  int64_t next_retrain = options_.retrain_every;
   int64_t steps = 0;
   int64_t streamed = 0;
+  if (resumed_) {
+    const Stats restored = stats();
+    steps = restored.steps;
+    streamed = restored.examples_seen;
+    stream_start_ -= restored.stream_time;
+  } else {
+    next_curve_ = options_.curve_every;
+    next_retrain_ = options_.retrain_every;
+  }
   Examples fresh;
-  bool last = false;
+  // A checkpoint taken at the end of the stream resumes finished.
+  bool last = limit > 0 && streamed >= limit;
   while (!last) {
     const int64_t wanted = limit > 0 ? std::min(trigger, limit - streamed) : trigger;
     CONTRAIL_ASSIGN_OR_RETURN(const bool ended,
@@ -467,12 +690,13 @@ absl::Status StreamTrainer::Stream() {
     double loss = std::nan("");
     Prequential tested;
     if (fresh.count() > 0) {
+      consistent_ = false;
       const int64_t begin = history_.end();
       history_.Append(fresh);
       const int64_t end = history_.end();
       // Prequential: test on the new examples before training on them.
       CONTRAIL_ASSIGN_OR_RETURN(tested, Evaluate(begin, end));
-      CONTRAIL_ASSIGN_OR_RETURN(loss, TrainOnArrival(begin, end, &next_retrain));
+      CONTRAIL_ASSIGN_OR_RETURN(loss, TrainOnArrival(begin, end, &next_retrain_));
       if (options_.mode != TrainingMode::kFull) ++steps;
       if (fresh.count() < wanted && !ended) {
         absl::MutexLock lock(&mu_);
@@ -484,6 +708,8 @@ absl::Status StreamTrainer::Stream() {
     checksum_ = host_ != nullptr ? host_->Checksum() : model_->Checksum();
     CONTRAIL_RETURN_IF_ERROR(CommitTrained());
     RecordArrival(fresh.count(), tested, loss, steps, last);
+    consistent_ = true;
+    CONTRAIL_RETURN_IF_ERROR(MaybeCheckpoint(/*now=*/false, /*wait=*/false));
   }
   return absl::OkStatus();
 }

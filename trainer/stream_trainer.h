@@ -27,6 +27,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <random>
@@ -41,12 +42,15 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "common/sparse_selector.h"
+#include "proto/checkpoint.pb.h"
+#include "trainer/checkpoint_store.h"
 #include "trainer/deployer.h"
 #include "trainer/example_history.h"
 #include "trainer/example_source.h"
 #include "trainer/proactive_sampler.h"
 #include "trainer/sgd_step.h"
 #include "trainer/sparse_optimizer.h"
+#include "trainer/update_log.h"
 #include "trainer/update_publisher.h"
 
 namespace contrail {
@@ -100,6 +104,12 @@ class StreamTrainer {
     // the rest of the batch from the history), so that a slow stream still
     // reaches the servers. Zero = always wait for trigger_size.
     absl::Duration max_wait = absl::Seconds(1);
+    // Durable state (--state_dir): a checkpoint after initial training,
+    // every checkpoint_every and when training ends, and the update log,
+    // rotated at each. Both null: no checkpoints. Must outlive the trainer.
+    CheckpointStore* checkpoints = nullptr;
+    UpdateLog* update_log = nullptr;
+    absl::Duration checkpoint_every = absl::Seconds(30);
     // Where the model trains: "cpu", "cuda" or "cuda:N". On a GPU the
     // step's selection and optimizer run there with LibTorch ops
     // (SgdStep), and the deployer reads a CPU copy of the model.
@@ -121,6 +131,12 @@ class StreamTrainer {
     int64_t examples_read = 0;       // examples taken from the source
     int64_t examples_trained = 0;    // of those, trained on (initial included)
     int64_t partial_steps = 0;       // steps on fewer than t new examples
+    int64_t checkpoints = 0;         // checkpoints written
+    uint64_t checkpoint_version = 0; // the version the latest one covers
+    absl::Time checkpoint_time;      // when it was captured
+    absl::Duration checkpoint_capture;  // training-thread time of the latest
+    absl::Duration checkpoint_write;    // its serialization and fsync
+    bool resumed = false;            // continued a checkpoint
     int64_t correct = 0;             // of those, predicted right before training
     int64_t served_correct = 0;      // ... by the served model (the mirror)
     int64_t steps = 0;               // training steps on the stream
@@ -153,6 +169,13 @@ class StreamTrainer {
       const Options& options, std::unique_ptr<ExampleSource> source,
       std::unique_ptr<Model> model, std::unique_ptr<Model> served,
       UpdatePublisher* publisher);
+
+  // Continues the run `checkpoint` captured, instead of initial training:
+  // restores the model, optimizer, residuals, sampler, history, deployer
+  // and counters (the daemon restored the publisher's mirror, version and
+  // logged updates). Before Start(). DATA_LOSS when the checkpoint does
+  // not fit the model.
+  absl::Status Resume(const TrainerCheckpoint& checkpoint);
 
   ~StreamTrainer();
   StreamTrainer(const StreamTrainer&) = delete;
@@ -202,8 +225,20 @@ class StreamTrainer {
   // of them arrived.
   absl::StatusOr<bool> AwaitExamples(int64_t count, absl::Duration max_wait,
                                      Examples* fresh);
-  // Tells the source that every example read so far has been trained on.
+  // Records that every example read so far has been trained on; tells the
+  // source, unless checkpoints are on (then a checkpoint commits).
   absl::Status CommitTrained();
+  // Writes a checkpoint when one is due (always with `now`), in the
+  // background unless `wait`; first finishes what the last one left.
+  absl::Status MaybeCheckpoint(bool now, bool wait);
+  // The state to checkpoint, captured on the training thread.
+  absl::StatusOr<std::unique_ptr<TrainerCheckpoint>> Capture();
+  // Writes `checkpoint` to the store (on the writer thread, or the
+  // training thread when waiting) and flags it done.
+  void WriteCheckpoint(const TrainerCheckpoint& checkpoint);
+  // After a checkpoint was written: drop the log segments the previous one
+  // covered, and commit its examples to the source.
+  absl::Status AfterCheckpoint();
   // Prequential evaluation of history examples [begin, end): tested by
   // the trainer's model and by the served one before any training on them.
   absl::StatusOr<Prequential> Evaluate(int64_t begin, int64_t end);
@@ -253,6 +288,22 @@ class StreamTrainer {
   absl::Time next_log_;
   int64_t next_curve_ = 0;
   int64_t read_ = 0;  // examples taken from the source
+  int64_t trained_ = 0;  // of those, trained on
+  int64_t next_retrain_ = 0;  // full mode: streamed examples at the next retraining
+  bool resumed_ = false;
+  // Between arrivals, with every example read trained on: a checkpoint
+  // may be taken.
+  bool consistent_ = false;
+  absl::Time next_checkpoint_;
+  // The checkpoint being written in the background, and what the last
+  // durable ones covered.
+  std::thread checkpoint_writer_;
+  std::atomic<bool> checkpoint_done_{false};
+  absl::Status checkpoint_status_;  // written by checkpoint_writer_
+  uint64_t writing_version_ = 0;
+  int64_t writing_read_ = 0;
+  uint64_t durable_version_ = 0;    // the newest durable checkpoint
+  uint64_t previous_version_ = 0;   // the one before it
 
   std::thread thread_;
   absl::Notification stop_;

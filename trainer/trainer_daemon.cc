@@ -1,15 +1,22 @@
 #include "trainer/trainer_daemon.h"
 
 #include <chrono>
+#include <cstdio>
+#include <optional>
+#include <vector>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
+#include "common/float_bytes.h"
 #include "common/model.h"
 #include "common/model_spec.h"
 #include "common/status_macros.h"
 #include "common/update_codec.h"
 #include "spdlog/spdlog.h"
+#include "trainer/durable_file.h"
+#include "trainer/nats_source.h"
 #include "trainer/replay_source.h"
 
 namespace contrail {
@@ -17,15 +24,31 @@ namespace {
 
 constexpr char kReplaySource[] = "replay";
 constexpr char kIngestSource[] = "ingest";
+constexpr char kNatsPrefix[] = "nats://";
+
+// Deletes every update log segment in `dir`.
+absl::Status RemoveUpdateLogs(const std::string& dir) {
+  CONTRAIL_ASSIGN_OR_RETURN(const std::vector<std::string> names,
+                            ListFiles(dir, "updates-", ".log"));
+  for (const std::string& name : names) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    if (std::remove(path.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat("cannot delete ", path));
+    }
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     const Options& options) {
   const bool replay = options.source == kReplaySource;
-  if (!replay && options.source != kIngestSource) {
+  const bool nats = absl::StartsWith(options.source, kNatsPrefix);
+  if (!replay && !nats && options.source != kIngestSource) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--source must be replay or ingest, got \"", options.source, "\""));
+        "--source must be replay, ingest or nats://HOST:PORT/STREAM/SUBJECT, got \"",
+        options.source, "\""));
   }
   if (options.ingest_queue < 1) {
     return absl::InvalidArgumentError(
@@ -35,6 +58,31 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
   // A live stream has no end of its own: the trainer follows it until stopped.
   if (!training.has_stream_examples() && !replay) training.set_stream_examples(0);
   CONTRAIL_ASSIGN_OR_RETURN(TrainingPlan plan, ResolveTrainingConfig(training));
+  if (options.checkpoint_every <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--checkpoint_every_s must be > 0");
+  }
+  // A checkpoint to continue from, and the updates logged after it.
+  std::optional<TrainerCheckpoint> resume;
+  std::vector<Update> logged;
+  if (!options.state_dir.empty()) {
+    CONTRAIL_RETURN_IF_ERROR(MakeDirs(options.state_dir));
+    absl::StatusOr<TrainerCheckpoint> loaded =
+        CheckpointStore(options.state_dir).LoadNewest();
+    if (loaded.ok()) {
+      resume = *std::move(loaded);
+      CONTRAIL_ASSIGN_OR_RETURN(logged,
+                                UpdateLog::ReadAfter(options.state_dir, resume->version()));
+      plan.replay.start = resume->examples_read();
+    } else if (absl::IsNotFound(loaded.status())) {
+      // A first start: updates a run left without any checkpoint (it died
+      // in initial training) are of no use.
+      CONTRAIL_RETURN_IF_ERROR(RemoveUpdateLogs(options.state_dir));
+    } else {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat(loaded.status().message(),
+                                       "; move the state directory away to start afresh"));
+    }
+  }
   const TrainingConfig& config = plan.config;
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(config.model(), config.seed());
   if (!model.ok()) {
@@ -43,6 +91,23 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
   }
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> mirror,
                             Model::CreateLike(**model, config.seed()));
+  if (resume.has_value()) {
+    const ModelSpec& spec = (*model)->spec();
+    if (resume->fingerprint() != spec.fingerprint()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the checkpoint in ", options.state_dir, " is of model ", resume->architecture(),
+          ", not ", spec.architecture(), "; start with its --model, or move the state "
+          "directory away to start afresh"));
+    }
+    const TensorViews views = mirror->Views();
+    if (resume->mirror().tensors_size() != static_cast<int>(views.size())) {
+      return absl::DataLossError("the checkpoint's mirror has another number of tensors");
+    }
+    for (size_t t = 0; t < views.size(); ++t) {
+      CONTRAIL_RETURN_IF_ERROR(BytesToFloats(resume->mirror().tensors(t), views[t],
+                                             spec.tensors(t).name()));
+    }
+  }
 
   const ModelSpec spec = (*model)->spec();
   std::unique_ptr<TrainerDaemon> daemon(new TrainerDaemon(options, plan));
@@ -54,6 +119,12 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     spdlog::info("read {} examples of {}x{}", data.count, data.rows, data.cols);
     CONTRAIL_ASSIGN_OR_RETURN(
         source, ReplaySource::Create(plan.replay, std::move(data), spec.num_classes()));
+  } else if (nats) {
+    NatsSource::Options nats_options;
+    nats_options.url = options.source;
+    nats_options.input_shape.assign(spec.input_shape().begin(), spec.input_shape().end());
+    nats_options.num_classes = spec.num_classes();
+    CONTRAIL_ASSIGN_OR_RETURN(source, NatsSource::Create(nats_options));
   } else {
     auto queue = std::make_unique<IngestQueue>(
         std::vector<int64_t>(spec.input_shape().begin(), spec.input_shape().end()),
@@ -65,12 +136,38 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
       std::make_unique<IngestServiceImpl>(daemon->ingest_queue_, options.source);
   UpdatePublisher::Options publisher_options = plan.publisher;
   publisher_options.torchscript_module = (*model)->torchscript_module();
+  StreamTrainer::Options trainer_options = plan.trainer;
+  if (!options.state_dir.empty()) {
+    daemon->checkpoints_ = std::make_unique<CheckpointStore>(options.state_dir);
+    const uint64_t next_version = !logged.empty()  ? logged.back().version() + 1
+                                  : resume.has_value() ? resume->version() + 1
+                                                       : 2;
+    CONTRAIL_ASSIGN_OR_RETURN(daemon->update_log_,
+                              UpdateLog::Open(options.state_dir, next_version));
+    publisher_options.sink = daemon->update_log_.get();
+    if (resume.has_value()) publisher_options.run = resume->run();
+    trainer_options.checkpoints = daemon->checkpoints_.get();
+    trainer_options.update_log = daemon->update_log_.get();
+    trainer_options.checkpoint_every = options.checkpoint_every;
+  }
   CONTRAIL_ASSIGN_OR_RETURN(daemon->publisher_,
                             UpdatePublisher::Create(spec, mirror->Views(), publisher_options));
+  if (resume.has_value()) {
+    CONTRAIL_RETURN_IF_ERROR(
+        daemon->publisher_->Resume(resume->version(), resume->mirror_checksum()));
+    for (const Update& update : logged) {
+      CONTRAIL_RETURN_IF_ERROR(daemon->publisher_->Replay(update));
+    }
+    spdlog::info("continuing run {:016x} from the checkpoint of version {} in {} and {} "
+                 "logged updates: version {}",
+                 resume->run(), resume->version(), options.state_dir, logged.size(),
+                 daemon->publisher_->version());
+  }
   CONTRAIL_ASSIGN_OR_RETURN(
       daemon->trainer_,
-      StreamTrainer::Create(plan.trainer, std::move(source), *std::move(model),
+      StreamTrainer::Create(trainer_options, std::move(source), *std::move(model),
                             std::move(mirror), daemon->publisher_.get()));
+  if (resume.has_value()) CONTRAIL_RETURN_IF_ERROR(daemon->trainer_->Resume(*resume));
   daemon->update_service_ = std::make_unique<UpdateServiceImpl>(daemon->publisher_.get());
   daemon->status_service_ = std::make_unique<TrainerStatusServiceImpl>(
       daemon->trainer_.get(), daemon->publisher_.get(), daemon->update_service_.get());

@@ -22,10 +22,12 @@
 #include "common/idx_reader.h"
 #include "proto/experiment.pb.h"
 #include "trainer/stream_trainer.h"
+#include "trainer/checkpoint_store.h"
 #include "trainer/ingest_queue.h"
 #include "trainer/ingest_service_impl.h"
 #include "trainer/trainer_status_service_impl.h"
 #include "trainer/training_config.h"
+#include "trainer/update_log.h"
 #include "trainer/update_publisher.h"
 #include "trainer/update_service_impl.h"
 
@@ -38,7 +40,9 @@ class TrainerDaemon {
     // port (see port()).
     std::string listen = "127.0.0.1:50051";
     // Where examples come from: "replay" (the IDX data set in data_dir,
-    // replayed), "ingest" (only what producers send over IngestService).
+    // replayed), "ingest" (only what producers send over IngestService),
+    // or "nats://HOST:PORT/STREAM/SUBJECT" (a JetStream stream; see
+    // trainer/nats_source.h).
     std::string source = "replay";
     // Folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz,
     // which the replay source replays.
@@ -46,6 +50,11 @@ class TrainerDaemon {
     // --source=ingest: examples that may wait for training; producers are
     // held back while that many wait.
     int64_t ingest_queue = 10000;
+    // Where checkpoints and the update log live; empty = nothing survives
+    // the process. A trainer started on a directory with a checkpoint
+    // continues its run.
+    std::string state_dir;
+    absl::Duration checkpoint_every = absl::Seconds(30);
     // How to train and deploy; unset fields take their defaults.
     TrainingConfig training;
   };
@@ -79,7 +88,10 @@ class TrainerDaemon {
 
   const Options options_;
   const TrainingPlan plan_;
-  // Declared in dependency order: destroyed trainer first, publisher last.
+  // Declared in dependency order: destroyed trainer first, publisher, then
+  // the durable state.
+  std::unique_ptr<CheckpointStore> checkpoints_;
+  std::unique_ptr<UpdateLog> update_log_;
   std::unique_ptr<UpdatePublisher> publisher_;
   std::unique_ptr<StreamTrainer> trainer_;
   // The ingest source when options.source is "ingest" (owned by trainer_).

@@ -14,6 +14,7 @@
 #include "proto/contrail.grpc.pb.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/status_matchers.h"
+#include "tests/test_util/wait_until.h"
 
 namespace contrail {
 namespace {
@@ -90,6 +91,95 @@ TEST_F(TrainerDaemonTest, RunsAStreamAndServesItsStatusAndUpdates) {
 
   (*daemon)->Shutdown();
   (*daemon)->Shutdown();  // idempotent
+}
+
+StatusResponse GetStatus(const TrainerDaemon& daemon) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", daemon.port()),
+                                     grpc::InsecureChannelCredentials());
+  StatusResponse status;
+  grpc::ClientContext context;
+  EXPECT_TRUE(
+      StatusService::NewStub(channel)->GetStatus(&context, StatusRequest(), &status).ok());
+  return status;
+}
+
+// A trainer stopped mid-stream with a --state_dir continues the same run
+// where it stopped: same run id, versions on from the last, the stream and
+// the prequential counters on from where they were; a server that held the
+// last version gets deltas, not a snapshot.
+TEST_F(TrainerDaemonTest, ARestartedTrainerContinuesItsRun) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.state_dir = TempDir() + "/restart_state";
+  options.training.set_stream_examples(300);
+  options.training.set_replay_rate(400);  // slow enough to stop mid-stream
+  uint64_t run = 0, version = 0;
+  int64_t seen = 0, correct = 0;
+  {
+    absl::StatusOr<std::unique_ptr<TrainerDaemon>> first = TrainerDaemon::Create(options);
+    ASSERT_OK(first);
+    ASSERT_OK((*first)->Start());
+    ASSERT_TRUE(test::WaitUntil(
+        [&] { return (*first)->trainer().stats().examples_seen >= 80; }, absl::Seconds(60)));
+    (*first)->Shutdown();
+    const StreamTrainer::Stats stats = (*first)->trainer().stats();
+    EXPECT_EQ(stats.phase, STOPPED);
+    EXPECT_LT(stats.examples_seen, 300);
+    EXPECT_GE(stats.checkpoints, 2);  // after initial training, at shutdown
+    run = (*first)->publisher().run();
+    version = (*first)->publisher().version();
+    seen = stats.examples_seen;
+    correct = stats.correct;
+    EXPECT_EQ(stats.checkpoint_version, version);
+  }
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> second = TrainerDaemon::Create(options);
+  ASSERT_OK(second);
+  EXPECT_EQ((*second)->publisher().run(), run);
+  EXPECT_EQ((*second)->publisher().version(), version);
+  StreamTrainer::Stats resumed = (*second)->trainer().stats();
+  EXPECT_TRUE(resumed.resumed);
+  EXPECT_EQ(resumed.examples_seen, seen);
+  EXPECT_EQ(resumed.correct, correct);
+  ASSERT_OK((*second)->Start());
+  ASSERT_OK((*second)->trainer().WaitUntilFinished(absl::Seconds(60)));
+  const StreamTrainer::Stats done = (*second)->trainer().stats();
+  EXPECT_EQ(done.examples_seen, 300);
+  EXPECT_GE(done.correct, correct);
+  EXPECT_GT((*second)->publisher().version(), version);
+  const StatusResponse status = GetStatus(**second);
+  EXPECT_EQ(status.examples_trained(), 200u + 300u);
+  EXPECT_EQ(status.checksum(), status.trainer_checksum());
+
+  // A server holding the old version of this run continues with deltas.
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*second)->port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  SubscribeRequest request;
+  request.set_have_run(run);
+  request.set_have_version(version);
+  request.set_have_fingerprint((*second)->spec().fingerprint());
+  auto reader = UpdateService::NewStub(channel)->SubscribeUpdates(&context, request);
+  Update next;
+  ASSERT_TRUE(reader->Read(&next));
+  EXPECT_FALSE(next.snapshot());
+  EXPECT_EQ(next.base_version(), version);
+  EXPECT_EQ(next.version(), version + 1);
+  context.TryCancel();
+  reader->Finish();
+}
+
+TEST_F(TrainerDaemonTest, AStateDirOfAnotherModelIsRefused) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.state_dir = TempDir() + "/other_model_state";
+  options.training.set_stream_examples(16);
+  {
+    absl::StatusOr<std::unique_ptr<TrainerDaemon>> first = TrainerDaemon::Create(options);
+    ASSERT_OK(first);
+    ASSERT_OK((*first)->Start());
+    ASSERT_OK((*first)->trainer().WaitUntilFinished(absl::Seconds(60)));
+  }
+  options.training.set_model("lenet5");
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is of model mlp")));
 }
 
 TEST_F(TrainerDaemonTest, CreateRejectsABadConfigNamingTheField) {

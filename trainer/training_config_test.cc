@@ -108,6 +108,29 @@ TEST(TrainingConfigTest, RejectsOutOfRangeValuesNamingTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("mode: unknown value 9; expected one of proactive, "
                                  "online, full")));
+  TrainingConfig history;
+  history.set_history_size(5000);  // below the 10000 initial examples
+  EXPECT_THAT(ResolveTrainingConfig(history),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("history_size: must be 0 (every example) or at least")));
+  TrainingConfig wait;
+  wait.set_max_wait_ms(-1);
+  EXPECT_THAT(ResolveTrainingConfig(wait),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_wait_ms")));
+}
+
+TEST(TrainingConfigTest, HistoryAndMaxWaitReachTheTrainer) {
+  TrainingConfig config;
+  config.set_history_size(0);
+  config.set_max_wait_ms(250);
+  absl::StatusOr<TrainingPlan> plan = ResolveTrainingConfig(config);
+  ASSERT_OK(plan);
+  EXPECT_EQ(plan->trainer.history_size, 0);
+  EXPECT_EQ(plan->trainer.max_wait, absl::Milliseconds(250));
+  absl::StatusOr<TrainingPlan> defaults = ResolveTrainingConfig(TrainingConfig());
+  ASSERT_OK(defaults);
+  EXPECT_EQ(defaults->trainer.history_size, 100000);
+  EXPECT_EQ(defaults->trainer.max_wait, absl::Seconds(1));
 }
 
 TEST(ConfigEnumTest, ParsesTheNamesUsersWrite) {

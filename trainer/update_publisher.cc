@@ -64,7 +64,8 @@ UpdatePublisher::UpdatePublisher(const ModelSpec& spec, TensorViews mirror,
     : spec_(spec),
       mirror_(std::move(mirror)),
       options_(options),
-      run_(absl::Uniform<uint64_t>(absl::BitGen(), 1, UINT64_MAX)) {}
+      run_(options.run != 0 ? options.run
+                            : absl::Uniform<uint64_t>(absl::BitGen(), 1, UINT64_MAX)) {}
 
 void UpdatePublisher::Start(const ConstTensorViews& trainer) {
   absl::MutexLock lock(&mu_);
@@ -77,6 +78,52 @@ void UpdatePublisher::Start(const ConstTensorViews& trainer) {
   retained_.clear();
   retained_bytes_ = 0;
   snapshot_.reset();
+}
+
+absl::Status UpdatePublisher::Resume(uint64_t version, uint64_t checksum) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t actual = ChecksumTensors(AsConst(mirror_));
+  if (version == 0 || actual != checksum) {
+    return absl::DataLossError(absl::StrCat(
+        "the checkpoint's mirror at version ", version, " has checksum ",
+        absl::Hex(actual, absl::kZeroPad16), ", it says ", absl::Hex(checksum, absl::kZeroPad16)));
+  }
+  version_ = version;
+  mirror_checksum_ = actual;
+  retained_.clear();
+  retained_bytes_ = 0;
+  snapshot_.reset();
+  return absl::OkStatus();
+}
+
+absl::Status UpdatePublisher::Replay(const Update& update) {
+  absl::MutexLock lock(&mu_);
+  if (update.snapshot() || update.base_version() != version_ ||
+      update.version() != version_ + 1 || update.run() != run_) {
+    return absl::DataLossError(absl::StrCat(
+        "logged update ", update.version(), " (base ", update.base_version(),
+        ") does not follow version ", version_, " of this run"));
+  }
+  absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(update, spec_);
+  if (!decoded.ok()) {
+    return absl::DataLossError(absl::StrCat("logged update ", update.version(), ": ",
+                                            decoded.status().message()));
+  }
+  // Decoded first, so a bad update leaves the mirror as it was; a checksum
+  // mismatch after applying leaves it changed, and the caller gives up.
+  ApplyDecoded(*decoded, mirror_);
+  const uint64_t checksum = ChecksumTensors(AsConst(mirror_));
+  if (checksum != update.model_checksum()) {
+    return absl::DataLossError(absl::StrCat(
+        "logged update ", update.version(), " leaves the mirror with checksum ",
+        absl::Hex(checksum, absl::kZeroPad16), ", it says ",
+        absl::Hex(update.model_checksum(), absl::kZeroPad16)));
+  }
+  version_ = update.version();
+  mirror_checksum_ = checksum;
+  snapshot_.reset();
+  RetainLocked(std::make_shared<const Update>(update));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
@@ -164,6 +211,16 @@ absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
   }
   mirror_checksum_ = ChecksumTensors(AsConst(mirror_));
   update->set_model_checksum(mirror_checksum_);
+  if (options_.sink != nullptr) {
+    // Durable before anyone can see it. On failure the mirror is ahead of
+    // the published version and must never be served: close.
+    if (absl::Status logged = options_.sink->Append(*update); !logged.ok()) {
+      closed_ = true;
+      return absl::Status(logged.code(),
+                          absl::StrCat("update ", update->version(),
+                                       " could not be logged: ", logged.message()));
+    }
+  }
   version_ = update->version();
   result.published = true;
   result.version = version_;

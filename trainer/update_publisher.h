@@ -38,6 +38,16 @@ namespace contrail {
 // that many entries per tensor, so every change goes out), else 1.
 double ResolveDeployRatio(double requested, const SparseSelector::Options& sparsity);
 
+// Where published updates go before any subscriber sees them: the
+// trainer's update log (trainer/update_log.h), so that a restarted trainer
+// can serve them again.
+class UpdateSink {
+ public:
+  virtual ~UpdateSink() = default;
+  // Durable once it returns OK.
+  virtual absl::Status Append(const Update& update) = 0;
+};
+
 class UpdatePublisher {
  public:
   struct Options {
@@ -57,6 +67,13 @@ class UpdatePublisher {
     // The TorchScript module file of a "torchscript:" model, sent with
     // every snapshot; empty for built-in architectures.
     std::string torchscript_module;
+    // The run id; 0 draws a random one. A restarted trainer continues its
+    // checkpoint's run.
+    uint64_t run = 0;
+    // Each update is appended here before subscribers can see it; a failed
+    // append fails Publish() and closes the publisher. Null: none. Must
+    // outlive the publisher.
+    UpdateSink* sink = nullptr;
   };
 
   struct PublishResult {
@@ -84,6 +101,17 @@ class UpdatePublisher {
 
   // Copies `trainer` into the mirror and makes it version 1.
   void Start(const ConstTensorViews& trainer) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // A restarted trainer: the mirror already holds its checkpoint's
+  // contents, which become `version`. DATA_LOSS unless they have
+  // `checksum`.
+  absl::Status Resume(uint64_t version, uint64_t checksum) ABSL_LOCKS_EXCLUDED(mu_);
+  // Then each update logged after the checkpoint, in order: applied to the
+  // mirror and retained for subscribers, as when it was first published
+  // (it is not appended to the sink again). DATA_LOSS when it does not
+  // follow the current version, or the mirror's checksum after it differs
+  // from the one it carries.
+  absl::Status Replay(const Update& update) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Publishes the entries where `trainer` differs from the mirror (all of
   // them, or the largest within the deploy budget) as the next version.
