@@ -5,6 +5,8 @@
 #include <cmath>
 #include <exception>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <utility>
@@ -12,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/architectures.h"
 #include "common/model_spec.h"
 
@@ -21,6 +24,34 @@ namespace {
 std::string DtypeName(const torch::Tensor& t) {
   return t.scalar_type() == torch::kFloat ? "float32"
                                           : std::string(c10::toString(t.scalar_type()));
+}
+
+std::string ShapeString(absl::Span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+// INVALID_ARGUMENT unless what `signature` sets is usable.
+absl::Status CheckSignature(const Model::Signature& signature) {
+  for (int64_t d : signature.input_shape) {
+    if (d < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input_shape ", ShapeString(signature.input_shape), " has a size < 1"));
+    }
+  }
+  if (signature.num_classes < 0 ||
+      signature.num_classes > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_classes must be >= 1, got ", signature.num_classes));
+  }
+  return absl::OkStatus();
+}
+
+Model::Signature WithDefaults(Model::Signature signature) {
+  if (signature.input_shape.empty()) {
+    signature.input_shape.assign(std::begin(kDefaultInputShape), std::end(kDefaultInputShape));
+  }
+  if (signature.num_classes == 0) signature.num_classes = kDefaultNumClasses;
+  return signature;
 }
 
 }  // namespace
@@ -36,15 +67,20 @@ void SetLibTorchThreads(int threads) { torch::set_num_threads(threads); }
 
 std::vector<std::string> Model::Architectures() { return ArchitectureNames(); }
 
-absl::StatusOr<std::unique_ptr<Model>> Model::Create(
-    const std::string& architecture, uint64_t seed) {
+absl::StatusOr<std::unique_ptr<Model>> Model::Create(const std::string& architecture,
+                                                     uint64_t seed,
+                                                     const Signature& requested) {
+  const absl::Status usable = CheckSignature(requested);
+  if (!usable.ok()) return usable;
+  const Signature signature = WithDefaults(requested);
   try {
     torch::manual_seed(seed);
-    absl::StatusOr<Network> network = BuildNetwork(architecture);
+    absl::StatusOr<Network> network =
+        BuildNetwork(architecture, signature.input_shape, signature.num_classes);
     if (!network.ok()) return network.status();
     auto impl = std::make_unique<Impl>();
     impl->network = *std::move(network);
-    return FromImpl(std::move(impl), architecture);
+    return FromImpl(std::move(impl), architecture, signature);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("building ", architecture,
                                             " failed: ", e.what_without_backtrace()));
@@ -55,20 +91,51 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::CreateFromTorchScript(
-    const std::string& module_bytes, const std::string& name) {
+    const std::string& module_bytes, const std::string& name, const Signature& requested) {
+  const absl::Status usable = CheckSignature(requested);
+  if (!usable.ok()) return usable;
   absl::StatusOr<Network> network = LoadTorchScript(module_bytes);
   if (!network.ok()) return network.status();
+  // What the module declares wins; a request may only repeat it.
+  Signature signature = requested;
+  const std::vector<int64_t>& declared_shape = network->declared_input_shape;
+  if (!declared_shape.empty()) {
+    if (!requested.input_shape.empty() && requested.input_shape != declared_shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input_shape ", ShapeString(requested.input_shape),
+          " contradicts the input_shape ", ShapeString(declared_shape),
+          " that the TorchScript module ", name, " declares"));
+    }
+    signature.input_shape = declared_shape;
+  }
+  const int64_t declared_classes = network->declared_num_classes;
+  if (declared_classes != 0) {
+    if (requested.num_classes != 0 && requested.num_classes != declared_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "num_classes ", requested.num_classes, " contradicts the num_classes ",
+          declared_classes, " that the TorchScript module ", name, " declares"));
+    }
+    signature.num_classes = declared_classes;
+  }
+  signature = WithDefaults(std::move(signature));
+  const absl::Status fits =
+      CheckNetworkShape(*network, signature.input_shape, signature.num_classes);
+  if (!fits.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TorchScript module ", name, ": ", fits.message()));
+  }
   auto impl = std::make_unique<Impl>();
   impl->network = *std::move(network);
   absl::StatusOr<std::unique_ptr<Model>> model =
-      FromImpl(std::move(impl), absl::StrCat("torchscript:", name));
+      FromImpl(std::move(impl), absl::StrCat("torchscript:", name), signature);
   if (model.ok()) (*model)->torchscript_module_ = module_bytes;
   return model;
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& name_or_path,
-                                                   uint64_t seed) {
-  if (!absl::EndsWith(name_or_path, ".pt")) return Create(name_or_path, seed);
+                                                   uint64_t seed,
+                                                   const Signature& signature) {
+  if (!absl::EndsWith(name_or_path, ".pt")) return Create(name_or_path, seed, signature);
   std::ifstream file(name_or_path, std::ios::binary);
   if (!file) {
     return absl::NotFoundError(
@@ -80,24 +147,59 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& name_or_pa
     return absl::DataLossError(absl::StrCat("error reading ", name_or_path));
   }
   return CreateFromTorchScript(bytes.str(),
-                               name_or_path.substr(name_or_path.find_last_of('/') + 1));
+                               name_or_path.substr(name_or_path.find_last_of('/') + 1),
+                               signature);
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::CreateLike(const Model& other,
                                                          uint64_t seed) {
   const std::string& architecture = other.spec().architecture();
-  if (other.torchscript_module_.empty()) return Create(architecture, seed);
+  if (other.torchscript_module_.empty()) {
+    return Create(architecture, seed, other.signature());
+  }
   return CreateFromTorchScript(other.torchscript_module_,
-                               architecture.substr(architecture.find(':') + 1));
+                               architecture.substr(architecture.find(':') + 1),
+                               other.signature());
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::CreateFromSpec(
+    const ModelSpec& spec, const std::string& torchscript_module) {
+  const Signature signature{
+      std::vector<int64_t>(spec.input_shape().begin(), spec.input_shape().end()),
+      spec.num_classes()};
+  const std::string& architecture = spec.architecture();
+  constexpr absl::string_view kTorchScript = "torchscript:";
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      absl::StartsWith(architecture, kTorchScript)
+          ? CreateFromTorchScript(torchscript_module,
+                                  architecture.substr(kTorchScript.size()), signature)
+          : Create(architecture, /*seed=*/0, signature);
+  if (!model.ok()) return model.status();
+  if ((*model)->spec().fingerprint() != spec.fingerprint()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the ", architecture, " built here for input_shape ",
+        ShapeString(signature.input_shape), " and ", signature.num_classes,
+        " classes has other tensors than the one described (fingerprint ",
+        absl::Hex((*model)->spec().fingerprint()), ", expected ",
+        absl::Hex(spec.fingerprint()), ")"));
+  }
+  return model;
+}
+
+Model::Signature Model::signature() const {
+  return Signature{
+      std::vector<int64_t>(spec_.input_shape().begin(), spec_.input_shape().end()),
+      spec_.num_classes()};
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::FromImpl(
-    absl::StatusOr<std::unique_ptr<Impl>> impl, const std::string& architecture) {
+    absl::StatusOr<std::unique_ptr<Impl>> impl, const std::string& architecture,
+    const Signature& signature) {
   if (!impl.ok()) return impl.status();
   ModelSpec spec;
   spec.set_architecture(architecture);
-  for (int64_t d : {kImageChannels, kImageSize, kImageSize}) spec.add_input_shape(d);
-  spec.set_num_classes(kClasses);
+  for (int64_t d : signature.input_shape) spec.add_input_shape(d);
+  spec.set_num_classes(static_cast<int32_t>(signature.num_classes));
   std::vector<torch::Tensor>& tensors = (*impl)->tensors;
   auto add = [&](const std::string& name, const torch::Tensor& t, bool buffer) {
     TensorSpec* ts = spec.add_tensors();
@@ -295,6 +397,68 @@ int64_t CountCorrect(const Model::Predictions& predictions,
     correct += predictions.labels[i] == labels[i];
   }
   return correct;
+}
+
+bool Model::has_input_normalization() const {
+  return impl_->network.input_mean.defined();
+}
+
+absl::Status Model::FitInputNormalization(absl::Span<const float> inputs,
+                                          int64_t count) {
+  if (!has_input_normalization()) return absl::OkStatus();
+  const auto& shape = spec_.input_shape();
+  int64_t example_size = 1;
+  for (int64_t d : shape) example_size *= d;
+  if (count < 0 || static_cast<int64_t>(inputs.size()) != count * example_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fitting the input normalisation to ", count, " examples of ", ShapeString(shape),
+        " needs ", count * example_size, " floats, got ", inputs.size()));
+  }
+  if (count == 0) return absl::OkStatus();
+  const int64_t channels = shape[0];
+  const int64_t per_channel = example_size / channels;
+  const double n = static_cast<double>(count) * per_channel;
+  // Two passes in double: the mean, then the spread around it.
+  std::vector<double> mean(channels, 0.0), spread(channels, 0.0);
+  for (int64_t e = 0; e < count; ++e) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* v = inputs.data() + e * example_size + c * per_channel;
+      double sum = 0;
+      for (int64_t i = 0; i < per_channel; ++i) sum += v[i];
+      mean[c] += sum;
+    }
+  }
+  for (double& m : mean) m /= n;
+  for (int64_t e = 0; e < count; ++e) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* v = inputs.data() + e * example_size + c * per_channel;
+      double sum = 0;
+      for (int64_t i = 0; i < per_channel; ++i) sum += (v[i] - mean[c]) * (v[i] - mean[c]);
+      spread[c] += sum;
+    }
+  }
+  std::vector<float> mean_values(channels), scale_values(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    if (!std::isfinite(mean[c]) || !std::isfinite(spread[c])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fitting the input normalisation: channel ", c, " of the ", count,
+          " examples holds a non-finite value"));
+    }
+    const double std_dev = std::sqrt(spread[c] / n);
+    const float scale = static_cast<float>(1.0 / std_dev);
+    mean_values[c] = static_cast<float>(mean[c]);
+    // A constant channel carries no information: leave it unscaled.
+    scale_values[c] = std_dev > 0 && std::isfinite(scale) ? scale : 1.0f;
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    impl_->network.input_mean.copy_(torch::tensor(mean_values));
+    impl_->network.input_scale.copy_(torch::tensor(scale_values));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("setting the input normalisation: ", e.what()));
+  }
+  return absl::OkStatus();
 }
 
 void Model::SetTraining(bool training) {

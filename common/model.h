@@ -4,6 +4,12 @@
 // buffers), described by a ModelSpec whose fingerprint names the
 // architecture, tensor names, shapes and dtypes.
 //
+// A model takes examples of one input shape (without the batch dimension,
+// e.g. [1, 28, 28] or [16]) and scores num_classes classes; both are in its
+// spec (and so in its fingerprint). Built-in architectures normalise their
+// inputs with buffers that FitInputNormalization() fits to training data,
+// so that the model, and every replica of it, takes raw inputs.
+//
 // Inference goes through Predict(), which validates its input, runs the
 // network in inference mode and turns every exception LibTorch or the
 // TorchScript interpreter throws into a Status. This header includes no
@@ -41,8 +47,24 @@ namespace contrail {
 // LibTorch's intra-op threads for this process (a daemon's --threads).
 void SetLibTorchThreads(int threads);
 
+// What a model takes and gives when neither it nor its caller says: one
+// Fashion-MNIST image, ten classes.
+inline constexpr int64_t kDefaultInputShape[] = {1, 28, 28};
+inline constexpr int64_t kDefaultNumClasses = 10;
+
+// What a model takes and gives. A field left unset (empty, 0) is what a
+// TorchScript module declares, else the default above.
+struct ModelSignature {
+  // One example, without the batch dimension: [1, 28, 28], [16].
+  std::vector<int64_t> input_shape;
+  // The classes its logits score.
+  int64_t num_classes = 0;
+};
+
 class Model {
  public:
+  using Signature = ModelSignature;
+
   // What Predict() answers for a batch of N examples.
   struct Predictions {
     int64_t num_classes = 0;
@@ -53,27 +75,46 @@ class Model {
   // The architectures Create() knows, for --help texts.
   static std::vector<std::string> Architectures();
 
-  // Builds `architecture` with weights initialised from `seed`.
-  // INVALID_ARGUMENT for an unknown architecture.
+  // Builds `architecture` for `signature` (unset fields: the defaults)
+  // with weights initialised from `seed` and an identity input
+  // normalisation. INVALID_ARGUMENT for an unknown architecture or a shape
+  // it cannot take.
   static absl::StatusOr<std::unique_ptr<Model>> Create(
-      const std::string& architecture, uint64_t seed);
+      const std::string& architecture, uint64_t seed, const Signature& signature = {});
 
   // Loads a TorchScript module (the bytes of a torch.jit.save file) named
-  // `name`; its architecture is "torchscript:<name>". See LoadTorchScript
-  // in common/architectures.h for what it must compute.
+  // `name`; its architecture is "torchscript:<name>". The module may
+  // declare its signature in attributes (or constants) `input_shape`
+  // (List[int], one example) and `num_classes` (int); `signature` fills in
+  // what it does not declare, and the defaults what neither says.
+  // INVALID_ARGUMENT when `signature` contradicts a declaration (naming
+  // both), or when the module does not map a batch of that input shape to
+  // [N, num_classes] logits.
   static absl::StatusOr<std::unique_ptr<Model>> CreateFromTorchScript(
-      const std::string& module_bytes, const std::string& name);
+      const std::string& module_bytes, const std::string& name,
+      const Signature& signature = {});
 
   // A built-in architecture by name (Create), or the TorchScript file at
   // `name_or_path` when it ends in ".pt" (CreateFromTorchScript, named by
   // its file name). NOT_FOUND when the file cannot be read.
   static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& name_or_path,
-                                                     uint64_t seed);
+                                                     uint64_t seed,
+                                                     const Signature& signature = {});
 
-  // A new model of the same architecture: freshly initialised from `seed`
-  // for built-in architectures, the saved weights for TorchScript ones.
+  // A new model of the same architecture and signature: freshly
+  // initialised from `seed` (input normalisation included) for built-in
+  // architectures, the saved weights for TorchScript ones.
   static absl::StatusOr<std::unique_ptr<Model>> CreateLike(const Model& other,
                                                            uint64_t seed);
+
+  // The model `spec` describes (a trainer's snapshot: its architecture,
+  // input shape and class count), for a replica to copy the trainer's
+  // tensors into; `torchscript_module` holds the module's bytes for a
+  // "torchscript:" architecture. FAILED_PRECONDITION when the model built
+  // here has another fingerprint than `spec` (another LibTorch, another
+  // version of the architecture).
+  static absl::StatusOr<std::unique_ptr<Model>> CreateFromSpec(
+      const ModelSpec& spec, const std::string& torchscript_module);
 
   // The TorchScript file's bytes; empty for built-in architectures.
   const std::string& torchscript_module() const { return torchscript_module_; }
@@ -83,6 +124,19 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   const ModelSpec& spec() const { return spec_; }
+  // The input shape and class count of spec().
+  Signature signature() const;
+
+  // Sets the input normalisation of a built-in architecture to the
+  // per-channel mean and 1 / standard deviation (population; 1 where a
+  // channel is constant) of `inputs`, `count` examples of the input shape;
+  // a channel is an index of the input shape's first dimension. Nothing
+  // changes when `count` is 0, or for a TorchScript module, which
+  // normalises its inputs itself if it wants to. INVALID_ARGUMENT when
+  // `inputs` does not hold `count` examples or holds a non-finite value.
+  absl::Status FitInputNormalization(absl::Span<const float> inputs, int64_t count);
+  // Whether FitInputNormalization() has a stage to fit (built-ins).
+  bool has_input_normalization() const;
 
   // Moves the model to `device`: "cpu", "cuda" or "cuda:N".
   // INVALID_ARGUMENT for another name, FAILED_PRECONDITION when this
@@ -142,7 +196,8 @@ class Model {
 
   Model(std::unique_ptr<Impl> impl, ModelSpec spec, int num_parameter_tensors);
   static absl::StatusOr<std::unique_ptr<Model>> FromImpl(
-      absl::StatusOr<std::unique_ptr<Impl>> impl, const std::string& architecture);
+      absl::StatusOr<std::unique_ptr<Impl>> impl, const std::string& architecture,
+      const Signature& signature);
 
   std::unique_ptr<Impl> impl_;
   ModelSpec spec_;

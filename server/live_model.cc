@@ -3,7 +3,6 @@
 #include <atomic>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/update_codec.h"
@@ -82,17 +81,14 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplySnapshot(
         absl::Hex(update.spec().fingerprint()), " differs from its own ",
         absl::Hex(update.fingerprint())));
   }
-  const std::string& architecture = update.spec().architecture();
+  // The model as the trainer described it: architecture, input shape and
+  // class count from the spec, a TorchScript module from the snapshot.
   absl::StatusOr<std::unique_ptr<Model>> model =
-      absl::StartsWith(architecture, "torchscript:")
-          ? Model::CreateFromTorchScript(update.torchscript_module(),
-                                         architecture.substr(12))
-          : Model::Create(architecture, /*seed=*/0);
-  if (!model.ok()) return model.status();
-  if ((*model)->spec().fingerprint() != update.fingerprint()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "snapshot ", update.version(), " is a ", update.spec().architecture(),
-        " whose tensors differ from this server's ", update.spec().architecture()));
+      Model::CreateFromSpec(update.spec(), update.torchscript_module());
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("snapshot ", update.version(), ": ",
+                                     model.status().message()));
   }
   auto next = std::make_shared<Version>();
   next->model = *std::move(model);

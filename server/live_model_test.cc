@@ -26,6 +26,8 @@
 #include "gtest/gtest.h"
 #include "proto/contrail.pb.h"
 #include "tests/test_util/fake_trainer.h"
+#include "tests/test_util/runfiles.h"
+#include "tests/test_util/status_matchers.h"
 
 namespace contrail {
 namespace {
@@ -230,6 +232,75 @@ TEST_F(LiveModelTest, HeldVersionIsNeverMutatedByLaterUpdates) {
     if (HasFatalFailure()) return;
     ExpectPredictions(trainer_.version(),
                       Softmax(trainer_.model(), inputs_, kBatch));
+  }
+}
+
+// The trainer fits its model's input normalisation before deploying it: a
+// server built from the snapshot answers raw inputs exactly as the trainer
+// does, and keeps doing so as updates arrive.
+TEST_F(LiveModelTest, ServesTheFittedInputNormalizationBitForBit) {
+  constexpr int64_t kCount = 16;
+  // Raw 0-255 pixels: statistics far from the identity normalisation.
+  std::vector<float> raw = RandomInputs(kCount, /*seed=*/5);
+  for (float& v : raw) v *= 255;
+  Model& trained = trainer_.model();
+  trained.SetTraining(false);
+  const Model::Predictions unfitted = trained.Predict(InputShape(kCount), raw).value();
+  ASSERT_OK(trained.FitInputNormalization(raw, kCount));
+  Model::Predictions expected = trained.Predict(InputShape(kCount), raw).value();
+  ASSERT_NE(expected.probabilities, unfitted.probabilities);
+
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  absl::StatusOr<LiveModel::Predictions> served = live_->Predict(InputShape(kCount), raw);
+  ASSERT_OK(served);
+  EXPECT_EQ(served->probabilities, expected.probabilities);
+  EXPECT_EQ(served->labels, expected.labels);
+
+  for (int i = 0; i < 3; ++i) ApplyAndExpectTrainerModel(trainer_.Step());
+  expected = trained.Predict(InputShape(kCount), raw).value();
+  served = live_->Predict(InputShape(kCount), raw);
+  ASSERT_OK(served);
+  EXPECT_EQ(served->probabilities, expected.probabilities);
+}
+
+// A server builds the model its first snapshot describes, whatever its
+// input shape and class count: here flat vectors of 16 features and 3
+// classes, as a built-in MLP and as a TorchScript module that declares
+// neither (the trainer's config said them).
+TEST(LiveModelSignatureTest, ServesTheSnapshotsInputShapeAndClasses) {
+  std::vector<std::unique_ptr<Model>> models;
+  models.push_back(Model::Create("mlp", /*seed=*/2, {{16}, 3}).value());
+  models.push_back(
+      Model::Load(test::Runfile("tests/mlp16x3_undeclared.pt"), /*seed=*/2, {{16}, 3})
+          .value());
+  for (std::unique_ptr<Model>& model : models) {
+    const std::string architecture = model->spec().architecture();
+    SCOPED_TRACE(architecture);
+    test::FakeTrainer trainer(std::move(model), /*seed=*/5);
+    trainer.model().SetTraining(false);
+    std::unique_ptr<LiveModel> live = LiveModel::Create(LiveModel::Options()).value();
+    ASSERT_OK(live->Apply(trainer.Snapshot()));
+    ASSERT_NE(live->Current(), nullptr);
+    EXPECT_EQ(live->Current()->model->spec().fingerprint(),
+              trainer.model().spec().fingerprint());
+
+    std::vector<float> features(4 * 16);
+    for (size_t i = 0; i < features.size(); ++i) features[i] = 0.1f * (i % 7);
+    absl::StatusOr<LiveModel::Predictions> served = live->Predict({4, 16}, features);
+    ASSERT_OK(served);
+    EXPECT_EQ(served->num_classes, 3);
+    EXPECT_EQ(served->probabilities,
+              trainer.model().Predict({4, 16}, features).value().probabilities);
+    EXPECT_THAT(live->Predict({4, 1, 28, 28}, std::vector<float>(4 * 784)),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("expected inputs of shape [N, 16] with N >= 1")));
+
+    for (int i = 0; i < 3; ++i) ASSERT_OK(live->Apply(trainer.Step()));
+    EXPECT_EQ(live->Current()->checksum, trainer.model().Checksum());
+    served = live->Predict({4, 16}, features);
+    ASSERT_OK(served);
+    EXPECT_EQ(served->probabilities,
+              trainer.model().Predict({4, 16}, features).value().probabilities);
   }
 }
 

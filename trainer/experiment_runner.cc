@@ -148,9 +148,7 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
   ExperimentGrid grid = input;
   if (grid.data_dir().empty()) grid.set_data_dir(kFashionMnistDir);
   // The shared settings as run, for the results' description.
-  TrainingConfig shared = DefaultTrainingConfig();
-  shared.MergeFrom(grid.defaults());
-  *grid.mutable_defaults() = shared;
+  *grid.mutable_defaults() = MergeTrainingConfig(DefaultTrainingConfig(), grid.defaults());
   if (grid.configs().empty()) {
     return absl::InvalidArgumentError("grid configs: the grid has no configs");
   }
@@ -172,9 +170,8 @@ absl::StatusOr<std::unique_ptr<ExperimentRunner>> ExperimentRunner::Create(
       return absl::InvalidArgumentError(
           absl::StrCat(where, "name: another config has the same name"));
     }
-    TrainingConfig merged = grid.defaults();
-    merged.MergeFrom(config.config());
-    absl::StatusOr<TrainingPlan> plan = ResolveTrainingConfig(merged);
+    absl::StatusOr<TrainingPlan> plan =
+        ResolveTrainingConfig(MergeTrainingConfig(grid.defaults(), config.config()));
     if (!plan.ok()) {
       return absl::Status(plan.status().code(),
                           absl::StrCat(where, plan.status().message()));
@@ -262,7 +259,8 @@ absl::StatusOr<double> TestAccuracy(Model& model, const LabelledImages& data) {
 absl::StatusOr<ExperimentResult> ExperimentRunner::RunOne(const Plan& plan) const {
   const TrainingConfig& config = plan.training.config;
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                            Model::Load(config.model(), config.seed()));
+                            Model::Load(config.model(), config.seed(),
+                                        plan.training.signature));
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> served,
                             Model::CreateLike(*model, config.seed()));
   // The trainer owns the served model from here on and keeps it alive until

@@ -32,6 +32,9 @@ ABSL_FLAG(std::string, state_dir, "",
 ABSL_FLAG(double, checkpoint_every_s, 30,
           "--state_dir: seconds between checkpoints (one also follows initial "
           "training and ends training)");
+ABSL_FLAG(uint64_t, max_subscribers, 256,
+          "update streams (servers) served at once; more are refused with "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, ingest_queue, 10000,
           "--source=ingest: accepted examples that may wait for training; "
           "producers are held back (gRPC flow control) while the queue is full");
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.ingest_queue = absl::GetFlag(FLAGS_ingest_queue);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.max_subscribers = absl::GetFlag(FLAGS_max_subscribers);
   options.checkpoint_every = absl::Seconds(absl::GetFlag(FLAGS_checkpoint_every_s));
   absl::StatusOr<contrail::TrainingConfig> training = contrail::TrainingConfigFromFlags();
   if (!training.ok()) contrail::Fail(kProgram, training.status());

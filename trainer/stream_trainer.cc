@@ -545,6 +545,10 @@ absl::Status StreamTrainer::InitialTraining() {
         options_.initial_examples, " initial examples"));
   }
   history_.Append(initial);
+  // The model's input normalisation learns the initial data's statistics.
+  CONTRAIL_RETURN_IF_ERROR(model_->FitInputNormalization(
+      history_.Inputs(history_.first(), history_.end()), history_.end() - history_.first()));
+  host_stale_ = true;
   CONTRAIL_RETURN_IF_ERROR(TrainEpochs(history_.first(), history_.end(),
                                        options_.initial_epochs, "initial training"));
   deployer_.Start(Trained());
@@ -572,6 +576,8 @@ absl::Status StreamTrainer::Retrain(int64_t end) {
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<Model> fresh,
                             Model::CreateLike(*model_, options_.seed + round));
   CONTRAIL_RETURN_IF_ERROR(model_->CopyFrom(*fresh));
+  CONTRAIL_RETURN_IF_ERROR(model_->FitInputNormalization(
+      history_.Inputs(history_.first(), end), end - history_.first()));
   host_stale_ = true;
   step_ = std::make_unique<SgdStep>(model_.get(), options_.optimizer,
                                     options_.sparsity);

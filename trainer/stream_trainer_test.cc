@@ -1,5 +1,6 @@
 #include "trainer/stream_trainer.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -336,10 +337,11 @@ TEST_F(StreamTrainerTest, FullRetrainingRestartsFromFreshWeights) {
   EXPECT_EQ(run->mirror->Checksum(), stats.trainer_checksum);
   // The served model is the second retraining's fresh start (seed + 2),
   // not the initial model (seed) it replaced.
+  // Over the parameters: the input normalisation is refitted (below).
   auto Distance = [](const Model& a, const Model& b) {
     double worst = 0;
     const ConstTensorViews x = a.Views(), y = b.Views();
-    for (size_t t = 0; t < x.size(); ++t) {
+    for (int t = 0; t < a.num_parameter_tensors(); ++t) {
       for (size_t i = 0; i < x[t].size(); ++i) {
         worst = std::max(worst, std::fabs(double(x[t][i]) - y[t][i]));
       }
@@ -351,6 +353,39 @@ TEST_F(StreamTrainerTest, FullRetrainingRestartsFromFreshWeights) {
   ASSERT_TRUE(initial.ok() && second.ok());
   EXPECT_LT(Distance(*run->mirror, **second), 1e-6);
   EXPECT_GT(Distance(*run->mirror, **initial), 1e-2);
+  // The second retraining, on the first 400 examples, fitted the input
+  // normalisation to them, as retraining from scratch does.
+  ASSERT_OK((*second)->FitInputNormalization(
+      absl::MakeConstSpan(data_->pixels.data(), 400 * data_->example_size()), 400));
+  const int mean = run->mirror->num_parameter_tensors();
+  EXPECT_EQ(run->mirror->spec().tensors(mean).name(), "input_mean");
+  for (int t : {mean, mean + 1}) {
+    EXPECT_THAT(run->mirror->Views()[t],
+                ::testing::ElementsAreArray((*second)->Views()[t]));
+  }
+}
+
+TEST_F(StreamTrainerTest, InitialTrainingFitsTheInputNormalizationToItsExamples) {
+  StreamTrainer::Options options = SmallOptions();
+  options.sparsity.sparsity = Sparsity::kNone;
+  absl::StatusOr<TrainingRun> run = MakeRun(options, "lenet5");
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_OK(RunToEnd(*run));
+  // The initial examples are the first 200 of the data.
+  double sum = 0, squares = 0;
+  const int64_t n = 200 * data_->example_size();
+  for (int64_t i = 0; i < n; ++i) sum += data_->pixels[i];
+  const double mean = sum / n;
+  for (int64_t i = 0; i < n; ++i) squares += (data_->pixels[i] - mean) * (data_->pixels[i] - mean);
+  const double std_dev = std::sqrt(squares / n);
+  ASSERT_GT(std_dev, 0.05);
+  // The served model holds them; the stream did not move them.
+  const Model& served = *run->mirror;
+  const int first_buffer = served.num_parameter_tensors();
+  ASSERT_EQ(served.spec().tensors(first_buffer + 1).name(), "input_scale");
+  EXPECT_NEAR(served.Views()[first_buffer][0], mean, 1e-6);
+  EXPECT_NEAR(served.Views()[first_buffer + 1][0], 1 / std_dev, 1e-5);
+  EXPECT_EQ(served.Checksum(), run->trainer->stats().trainer_checksum);
 }
 
 TEST_F(StreamTrainerTest, WarmupHoldsDeploymentBackForItsSteps) {

@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     }
   }
   const TrainingConfig& config = plan.config;
-  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(config.model(), config.seed());
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      Model::Load(config.model(), config.seed(), plan.signature);
   if (!model.ok()) {
     return absl::Status(model.status().code(),
                         absl::StrCat("model: ", model.status().message()));
@@ -168,7 +169,8 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
       StreamTrainer::Create(trainer_options, std::move(source), *std::move(model),
                             std::move(mirror), daemon->publisher_.get()));
   if (resume.has_value()) CONTRAIL_RETURN_IF_ERROR(daemon->trainer_->Resume(*resume));
-  daemon->update_service_ = std::make_unique<UpdateServiceImpl>(daemon->publisher_.get());
+  daemon->update_service_ = std::make_unique<UpdateServiceImpl>(daemon->publisher_.get(),
+                                                                options.max_subscribers);
   daemon->status_service_ = std::make_unique<TrainerStatusServiceImpl>(
       daemon->trainer_.get(), daemon->publisher_.get(), daemon->update_service_.get());
   return daemon;

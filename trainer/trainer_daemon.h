@@ -55,6 +55,8 @@ class TrainerDaemon {
     // continues its run.
     std::string state_dir;
     absl::Duration checkpoint_every = absl::Seconds(30);
+    // Update streams served at once; more are refused (RESOURCE_EXHAUSTED).
+    uint64_t max_subscribers = 256;
     // How to train and deploy; unset fields take their defaults.
     TrainingConfig training;
   };

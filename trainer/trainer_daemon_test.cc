@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "proto/contrail.grpc.pb.h"
 #include "tests/test_util/idx_writer.h"
+#include "tests/test_util/runfiles.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/wait_until.h"
 
@@ -167,6 +168,31 @@ TEST_F(TrainerDaemonTest, ARestartedTrainerContinuesItsRun) {
   reader->Finish();
 }
 
+TEST_F(TrainerDaemonTest, SubscribersBeyondTheLimitAreRefused) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.max_subscribers = 1;
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon = TrainerDaemon::Create(options);
+  ASSERT_OK(daemon);
+  ASSERT_OK((*daemon)->Start());
+  ASSERT_OK((*daemon)->trainer().WaitUntilFinished(absl::Seconds(60)));
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*daemon)->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = UpdateService::NewStub(channel);
+  grpc::ClientContext first_context;
+  auto first = stub->SubscribeUpdates(&first_context, SubscribeRequest());
+  Update snapshot;
+  ASSERT_TRUE(first->Read(&snapshot));
+  grpc::ClientContext second_context;
+  auto second = stub->SubscribeUpdates(&second_context, SubscribeRequest());
+  Update none;
+  EXPECT_FALSE(second->Read(&none));
+  const grpc::Status refused = second->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--max_subscribers"));
+  first_context.TryCancel();
+  first->Finish();
+}
+
 TEST_F(TrainerDaemonTest, AStateDirOfAnotherModelIsRefused) {
   TrainerDaemon::Options options = SmallOptions();
   options.state_dir = TempDir() + "/other_model_state";
@@ -206,6 +232,97 @@ TEST_F(TrainerDaemonTest, CreateRejectsAStreamLongerThanTheData) {
   EXPECT_THAT(TrainerDaemon::Create(options),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("cannot replay 700 examples: the data has 600")));
+}
+
+TEST_F(TrainerDaemonTest, CreateRefusesAShapeThatContradictsTheTorchScriptModule) {
+  TrainerDaemon::Options options = SmallOptions();
+  options.training.set_model(test::Runfile("tests/mlp16x3.pt"));
+  options.training.add_input_shape(4);
+  options.training.add_input_shape(8);
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("model: input_shape [4, 8] contradicts the input_shape [16] "
+                                 "that the TorchScript module mlp16x3.pt declares")));
+  options.training.clear_input_shape();
+  options.training.set_num_classes(5);
+  EXPECT_THAT(TrainerDaemon::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("model: num_classes 5 contradicts the num_classes 3")));
+}
+
+TEST_F(TrainerDaemonTest, TheConfiguredShapeBuildsTheModelThatTheDataMustFit) {
+  // The Fashion-MNIST replay gives [1, 28, 28] images labelled 0-9.
+  TrainerDaemon::Options vectors = SmallOptions();
+  vectors.training.add_input_shape(16);
+  EXPECT_THAT(TrainerDaemon::Create(vectors),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("examples of shape [1, 28, 28] do not fit model mlp, "
+                                 "which takes [16]")));
+  TrainerDaemon::Options classes = SmallOptions();
+  classes.training.set_num_classes(3);
+  EXPECT_THAT(TrainerDaemon::Create(classes),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("outside the model's 3 classes")));
+  TrainerDaemon::Options images = SmallOptions();
+  images.training.add_input_shape(1);
+  images.training.add_input_shape(28);
+  images.training.add_input_shape(28);
+  images.training.set_num_classes(12);
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon = TrainerDaemon::Create(images);
+  ASSERT_OK(daemon);
+  EXPECT_EQ((*daemon)->spec().num_classes(), 12);
+}
+
+// A TorchScript MLP on vectors of 16 features, fed over the Ingest RPC:
+// examples of the shape it declares are trained on, others refused saying
+// what it takes.
+TEST_F(TrainerDaemonTest, IngestTrainsATorchScriptModelOfTheShapeItDeclares) {
+  TrainerDaemon::Options options;
+  options.listen = "127.0.0.1:0";
+  options.source = "ingest";
+  TrainingConfig& training = options.training;
+  training.set_model(test::Runfile("tests/mlp16x3.pt"));
+  training.set_initial_examples(32);
+  training.set_initial_epochs(1);
+  training.set_stream_examples(64);
+  training.set_batch_size(16);
+  training.set_ratio(0.01);
+  absl::StatusOr<std::unique_ptr<TrainerDaemon>> daemon = TrainerDaemon::Create(options);
+  ASSERT_OK(daemon);
+  EXPECT_THAT((*daemon)->spec().input_shape(), ::testing::ElementsAre(16));
+  EXPECT_EQ((*daemon)->spec().num_classes(), 3);
+  ASSERT_OK((*daemon)->Start());
+
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*daemon)->port()),
+                                     grpc::InsecureChannelCredentials());
+  IngestSummary summary;
+  grpc::ClientContext context;
+  auto writer = IngestService::NewStub(channel)->Ingest(&context, &summary);
+  Example image;
+  for (int64_t d : {1, 28, 28}) image.mutable_inputs()->add_shape(d);
+  image.mutable_inputs()->mutable_values()->Resize(28 * 28, 0.5f);
+  ASSERT_TRUE(writer->Write(image));
+  for (int i = 0; i < 96; ++i) {
+    Example example;
+    example.set_label(i % 3);
+    example.mutable_inputs()->add_shape(16);
+    for (int f = 0; f < 16; ++f) {
+      example.mutable_inputs()->add_values(static_cast<float>(i % 3) + 0.01f * f);
+    }
+    ASSERT_TRUE(writer->Write(example));
+  }
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(summary.accepted(), 96u);
+  EXPECT_EQ(summary.rejected(), 1u);
+  ASSERT_EQ(summary.first_rejections_size(), 1);
+  EXPECT_THAT(summary.first_rejections(0),
+              HasSubstr("shape [1, 28, 28] is not the model's [16]"));
+
+  ASSERT_OK((*daemon)->trainer().WaitUntilFinished(absl::Seconds(60)));
+  EXPECT_EQ((*daemon)->trainer().stats().examples_seen, 64);
+  EXPECT_EQ((*daemon)->publisher().mirror_checksum(),
+            (*daemon)->trainer().stats().trainer_checksum);
 }
 
 TEST_F(TrainerDaemonTest, CudaWithoutCudaIsOneClearError) {

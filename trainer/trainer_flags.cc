@@ -3,7 +3,10 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "common/update_codec.h"
 #include "trainer/training_config.h"
 
@@ -15,7 +18,18 @@ const contrail::TrainingConfig& Defaults() { return contrail::DefaultTrainingCon
 
 ABSL_FLAG(std::string, model, Defaults().model(),
           "lenet5, mlp, resnet18, mobilenet_v2, or the path of a TorchScript "
-          "file (*.pt) mapping [N, 1, 28, 28] inputs to [N, 10] logits");
+          "file (*.pt) mapping [N] + --input_shape inputs to [N, --num_classes] "
+          "logits");
+ABSL_FLAG(std::string, input_shape, "",
+          "shape of one example without the batch dimension, comma-separated: "
+          "16 for vectors of 16 features, 3,32,32 for colour images. Empty = "
+          "what the TorchScript module declares in its input_shape attribute, "
+          "else 1,28,28 (Fashion-MNIST); set as well, it must agree with the "
+          "module. Built-in architectures are built for it");
+ABSL_FLAG(int64_t, num_classes, 0,
+          "classes the model scores. 0 = what the TorchScript module declares "
+          "in its num_classes attribute, else 10; set as well, it must agree "
+          "with the module");
 ABSL_FLAG(std::string, mode, contrail::ConfigEnumName(Defaults().mode()),
           "proactive (t new + b-t sampled from history per step), online (each "
           "example used once, t = b) or full (retrain from scratch every "
@@ -64,6 +78,8 @@ ABSL_FLAG(double, replay_rate, Defaults().replay_rate(),
 ABSL_FLAG(uint64_t, seed, Defaults().seed(), "seed for weights, sampling and data order");
 ABSL_FLAG(int64_t, retain_updates, Defaults().retain_updates(),
           "updates kept for servers that reconnect; older servers get a snapshot");
+ABSL_FLAG(int64_t, retain_mb, Defaults().retain_mb(),
+          "cap on the retained updates' encoded size, in MiB");
 ABSL_FLAG(int64_t, history_size, Defaults().history_size(),
           "examples kept for the proactive sampler and full retraining: the "
           "newest, the oldest forgotten first (0 = all; memory is about "
@@ -89,11 +105,34 @@ absl::Status ParseInto(const char* flag, const std::string& name, Enum* out) {
   return absl::OkStatus();
 }
 
+// "16" or "3,32,32" into `config`'s input_shape; "" leaves it unset.
+absl::Status ParseInputShape(const std::string& text, TrainingConfig* config) {
+  if (text.empty()) return absl::OkStatus();
+  for (absl::string_view size : absl::StrSplit(text, ',')) {
+    int64_t d = 0;
+    if (!absl::SimpleAtoi(size, &d) || d < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--input_shape: expected comma-separated sizes >= 1 such as 4,8, got \"", text,
+          "\""));
+    }
+    config->add_input_shape(d);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
   TrainingConfig config;
   config.set_model(absl::GetFlag(FLAGS_model));
+  if (absl::Status shape = ParseInputShape(absl::GetFlag(FLAGS_input_shape), &config);
+      !shape.ok()) {
+    return shape;
+  }
+  // 0 = the model's: left unset.
+  if (absl::GetFlag(FLAGS_num_classes) != 0) {
+    config.set_num_classes(absl::GetFlag(FLAGS_num_classes));
+  }
   TrainingConfig::Mode mode = TrainingConfig::MODE_UNSPECIFIED;
   TrainingConfig::Drift drift = TrainingConfig::DRIFT_UNSPECIFIED;
   TrainingConfig::Optimizer optimizer = TrainingConfig::OPTIMIZER_UNSPECIFIED;
@@ -139,6 +178,7 @@ absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
   config.set_retain_updates(absl::GetFlag(FLAGS_retain_updates));
   config.set_device(absl::GetFlag(FLAGS_device));
   config.set_history_size(absl::GetFlag(FLAGS_history_size));
+  config.set_retain_mb(absl::GetFlag(FLAGS_retain_mb));
   config.set_max_wait_ms(absl::GetFlag(FLAGS_max_wait_ms));
   return config;
 }

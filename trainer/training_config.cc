@@ -1,9 +1,11 @@
 #include "trainer/training_config.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 
 namespace contrail {
@@ -194,6 +196,7 @@ const TrainingConfig& DefaultTrainingConfig() {
     config->set_curve_every(trainer.curve_every);
     config->set_replay_rate(replay.rate);
     config->set_retain_updates(static_cast<int64_t>(publisher.max_retained_updates));
+    config->set_retain_mb(static_cast<int64_t>(publisher.max_retained_bytes >> 20));
     config->set_device(trainer.device);
     config->set_history_size(trainer.history_size);
     config->set_max_wait_ms(absl::ToInt64Milliseconds(trainer.max_wait));
@@ -202,11 +205,18 @@ const TrainingConfig& DefaultTrainingConfig() {
   return *defaults;
 }
 
+TrainingConfig MergeTrainingConfig(const TrainingConfig& base,
+                                   const TrainingConfig& overrides) {
+  TrainingConfig merged = base;
+  if (overrides.input_shape_size() > 0) merged.clear_input_shape();
+  merged.MergeFrom(overrides);
+  return merged;
+}
+
 absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) {
   TrainingPlan plan;
   TrainingConfig& config = plan.config;
-  config = DefaultTrainingConfig();
-  config.MergeFrom(input);
+  config = MergeTrainingConfig(DefaultTrainingConfig(), input);
 
   StreamTrainer::Options& trainer = plan.trainer;
   if (config.model().empty()) return Invalid("model", "must name an architecture or a .pt file");
@@ -230,6 +240,7 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
         CheckAtLeast("drift_at", config.drift_at(), 0),
         CheckAtLeast("curve_every", config.curve_every(), 1),
         CheckAtLeast("retain_updates", config.retain_updates(), 1),
+        CheckAtLeast("retain_mb", config.retain_mb(), 1),
         CheckAtLeast("history_size", config.history_size(), 0),
         CheckAtLeast("max_wait_ms", config.max_wait_ms(), 0),
         CheckFraction("ratio", config.ratio())}) {
@@ -260,6 +271,21 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
     return Invalid("update_values",
                    absl::StrCat("unknown value encoding ", config.update_values()));
   }
+
+  for (int64_t d : config.input_shape()) {
+    if (d < 1) {
+      return Invalid("input_shape", absl::StrCat("sizes must be >= 1, got [",
+                                                 absl::StrJoin(config.input_shape(), ", "),
+                                                 "]"));
+    }
+  }
+  if (config.has_num_classes() &&
+      (config.num_classes() < 1 || config.num_classes() > INT32_MAX)) {
+    return Invalid("num_classes", absl::StrCat("must be >= 1, got ", config.num_classes()));
+  }
+  plan.signature.input_shape.assign(config.input_shape().begin(),
+                                    config.input_shape().end());
+  plan.signature.num_classes = config.has_num_classes() ? config.num_classes() : 0;
 
   absl::StatusOr<OptimizerKind> optimizer = FromConfig(config.optimizer());
   if (!optimizer.ok()) return optimizer.status();
@@ -297,6 +323,7 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
   plan.publisher.encoding = config.update_values();
   plan.publisher.deploy_ratio = config.deploy_ratio();
   plan.publisher.max_retained_updates = static_cast<size_t>(config.retain_updates());
+  plan.publisher.max_retained_bytes = static_cast<size_t>(config.retain_mb()) << 20;
 
   ReplaySource::Options& replay = plan.replay;
   replay.count = config.stream_examples() > 0

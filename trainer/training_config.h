@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/model.h"
 #include "proto/experiment.pb.h"
 #include "trainer/replay_source.h"
 #include "trainer/stream_trainer.h"
@@ -34,10 +35,20 @@ struct TrainingPlan {
   ReplaySource::Options replay;
   // The publisher's options (torchscript_module is the model's to set).
   UpdatePublisher::Options publisher;
+  // What the model is asked to take and give (Model::Load): the config's
+  // input_shape and num_classes, unset where the config leaves them unset.
+  ModelSignature signature;
 };
 
-// Every field set to its default.
+// Every field set to its default, but input_shape and num_classes, whose
+// default depends on the model (Model::Signature).
 const TrainingConfig& DefaultTrainingConfig();
+
+// `base` overridden by what `overrides` sets: MergeFrom, except that a
+// repeated field that `overrides` sets (input_shape) replaces base's
+// instead of extending it.
+TrainingConfig MergeTrainingConfig(const TrainingConfig& base,
+                                   const TrainingConfig& overrides);
 
 // Fills the unset fields of `config` with their defaults, checks every
 // field (INVALID_ARGUMENT naming it and saying what is allowed) and makes

@@ -133,6 +133,54 @@ TEST(TrainingConfigTest, HistoryAndMaxWaitReachTheTrainer) {
   EXPECT_EQ(defaults->trainer.max_wait, absl::Seconds(1));
 }
 
+TEST(TrainingConfigTest, InputShapeAndClassesGoToTheModelSignature) {
+  absl::StatusOr<TrainingPlan> unset = ResolveTrainingConfig(TrainingConfig());
+  ASSERT_OK(unset);
+  // Unset: the model's declaration or the default decides (Model::Load).
+  EXPECT_TRUE(unset->signature.input_shape.empty());
+  EXPECT_EQ(unset->signature.num_classes, 0);
+  EXPECT_EQ(unset->config.input_shape_size(), 0);
+  EXPECT_FALSE(unset->config.has_num_classes());
+
+  TrainingConfig config;
+  config.add_input_shape(4);
+  config.add_input_shape(8);
+  config.set_num_classes(3);
+  absl::StatusOr<TrainingPlan> plan = ResolveTrainingConfig(config);
+  ASSERT_OK(plan);
+  EXPECT_THAT(plan->signature.input_shape, ::testing::ElementsAre(4, 8));
+  EXPECT_EQ(plan->signature.num_classes, 3);
+}
+
+TEST(TrainingConfigTest, RejectsAnEmptySizeOrNoClasses) {
+  TrainingConfig shape;
+  shape.add_input_shape(4);
+  shape.add_input_shape(0);
+  EXPECT_THAT(ResolveTrainingConfig(shape),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("input_shape: sizes must be >= 1, got [4, 0]")));
+  TrainingConfig classes;
+  classes.set_num_classes(0);
+  EXPECT_THAT(ResolveTrainingConfig(classes),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("num_classes: must be >= 1, got 0")));
+}
+
+TEST(TrainingConfigTest, MergeReplacesTheInputShapeInsteadOfExtendingIt) {
+  TrainingConfig base;
+  base.add_input_shape(16);
+  base.set_trigger_size(4);
+  TrainingConfig overrides;
+  overrides.add_input_shape(4);
+  overrides.add_input_shape(8);
+  const TrainingConfig merged = MergeTrainingConfig(base, overrides);
+  EXPECT_THAT(merged.input_shape(), ::testing::ElementsAre(4, 8));
+  EXPECT_EQ(merged.trigger_size(), 4);
+  // An override that sets no shape keeps the base's.
+  EXPECT_THAT(MergeTrainingConfig(base, TrainingConfig()).input_shape(),
+              ::testing::ElementsAre(16));
+}
+
 TEST(ConfigEnumTest, ParsesTheNamesUsersWrite) {
   EXPECT_EQ(ParseConfigEnum<TrainingConfig::Sparsity>("topk").value(),
             TrainingConfig::SPARSITY_TOPK);

@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "spdlog/spdlog.h"
 
@@ -19,9 +20,15 @@ grpc::Status UpdateServiceImpl::SubscribeUpdates(
     grpc::ServerWriter<Update>* writer) {
   const std::string who =
       request->subscriber().empty() ? context->peer() : request->subscriber();
+  if (++subscribers_ > max_subscribers_) {
+    --subscribers_;
+    spdlog::warn("refused subscriber {}: {} streams open already", who, max_subscribers_);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("this trainer serves at most ", max_subscribers_,
+                                     " subscribers (--max_subscribers)"));
+  }
   spdlog::info("subscriber {} connected holding version {}", who,
                request->have_version());
-  ++subscribers_;
   uint64_t run = request->have_run();
   uint64_t version = request->have_version();
   uint64_t fingerprint = request->have_fingerprint();
@@ -34,6 +41,7 @@ grpc::Status UpdateServiceImpl::SubscribeUpdates(
       result = ToGrpcStatus(next);
       break;
     }
+    if (batch.size() > kMaxBatch) batch.resize(kMaxBatch);
     bool open = true;
     for (const std::shared_ptr<const Update>& update : batch) {
       if (update->snapshot()) {

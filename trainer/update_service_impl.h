@@ -18,9 +18,15 @@ namespace contrail {
 
 class UpdateServiceImpl final : public UpdateService::Service {
  public:
-  // `publisher` must outlive the service.
-  explicit UpdateServiceImpl(UpdatePublisher* publisher)
-      : publisher_(publisher) {}
+  // At most this many updates of a slow subscriber are held at once: one
+  // that falls behind the publisher's retention gets a snapshot next,
+  // instead of pinning the updates it has not yet been sent.
+  static constexpr size_t kMaxBatch = 64;
+
+  // `publisher` must outlive the service. More than `max_subscribers`
+  // streams at once are refused with RESOURCE_EXHAUSTED.
+  explicit UpdateServiceImpl(UpdatePublisher* publisher, uint64_t max_subscribers = 256)
+      : publisher_(publisher), max_subscribers_(max_subscribers) {}
 
   grpc::Status SubscribeUpdates(grpc::ServerContext* context,
                                 const SubscribeRequest* request,
@@ -31,6 +37,7 @@ class UpdateServiceImpl final : public UpdateService::Service {
 
  private:
   UpdatePublisher* const publisher_;
+  const uint64_t max_subscribers_;
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> subscribers_{0};
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -14,6 +15,9 @@ namespace test {
 FakeTrainer::FakeTrainer(uint64_t seed, const std::string& architecture, uint64_t run)
     : model_(Model::Create(architecture, seed).value()), run_(run), rng_(seed) {}
 
+FakeTrainer::FakeTrainer(std::unique_ptr<Model> model, uint64_t seed, uint64_t run)
+    : model_(std::move(model)), run_(run), rng_(seed) {}
+
 Update FakeTrainer::Snapshot() const {
   Update snapshot;
   snapshot.set_version(version_);
@@ -23,6 +27,7 @@ Update FakeTrainer::Snapshot() const {
   snapshot.set_run(run_);
   snapshot.set_encoding(FP32_ASSIGN);
   *snapshot.mutable_spec() = model_->spec();
+  snapshot.set_torchscript_module(model_->torchscript_module());
   const ConstTensorViews views = static_cast<const Model&>(*model_).Views();
   for (size_t t = 0; t < views.size(); ++t) {
     AppendDenseTensor(static_cast<uint32_t>(t), views[t], &snapshot);

@@ -27,6 +27,9 @@ class FakeTrainer {
   // A freshly initialised `architecture` (Model::Create) at version 1.
   explicit FakeTrainer(uint64_t seed, const std::string& architecture = "lenet5",
                        uint64_t run = kRun);
+  // `model` (a TorchScript one, or one of another signature) at version 1;
+  // its snapshots carry its TorchScript module.
+  FakeTrainer(std::unique_ptr<Model> model, uint64_t seed, uint64_t run = kRun);
 
   Model& model() { return *model_; }
   uint64_t version() const { return version_; }
