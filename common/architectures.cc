@@ -316,6 +316,9 @@ absl::StatusOr<Network> LoadTorchScript(const std::string& module_bytes) {
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("not a TorchScript module: ", e.what()));
+  } catch (...) {
+    return absl::InvalidArgumentError(
+        "not a TorchScript module: loading it threw an exception of unknown type");
   }
   Network network;
   for (const auto& p : module->named_parameters(/*recurse=*/true)) {

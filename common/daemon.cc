@@ -88,7 +88,8 @@ absl::Status CheckListenAddress(const std::string& listen) {
 }
 
 absl::StatusOr<StartedServer> StartGrpcServer(
-    const std::string& listen, const std::vector<grpc::Service*>& services) {
+    const std::string& listen, const std::vector<grpc::Service*>& services,
+    const GrpcServerOptions& options) {
   if (AddressInUse(listen)) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", listen, ": the address is in use"));
@@ -100,7 +101,11 @@ absl::StatusOr<StartedServer> StartGrpcServer(
   // Without this, a second process could bind the same port and steal half
   // the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             kMinClientPingIntervalMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kServerPingIntervalMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kServerPingTimeoutMs);
   builder.SetMaxSendMessageSize(1 << 30);
   for (grpc::Service* service : services) builder.RegisterService(service);
   started.server = builder.BuildAndStart();

@@ -33,11 +33,32 @@ struct StartedServer {
 // malformed --listen is refused before anything starts.
 absl::Status CheckListenAddress(const std::string& listen);
 
+struct GrpcServerOptions {
+  // The largest request message; gRPC answers a larger one with
+  // RESOURCE_EXHAUSTED before it is parsed.
+  int max_receive_message_bytes = 64 << 20;
+};
+
+// Keepalive, as every contrail server runs it. It accepts HTTP/2 pings from
+// clients down to one per kMinClientPingInterval, also on a stream that has
+// nothing to send (a server's subscription to an idle trainer pings it
+// every few seconds to notice a dead link: server/update_subscriber.h),
+// where gRPC's default policy answers more than one ping in 5 minutes with
+// GOAWAY ("too_many_pings"). It pings its own clients every
+// kServerPingInterval and drops a connection whose ping goes unanswered for
+// kServerPingTimeout, so that a subscriber whose machine vanished does not
+// hold a stream open until TCP gives up.
+inline constexpr int kMinClientPingIntervalMs = 1000;
+inline constexpr int kServerPingIntervalMs = 10000;
+inline constexpr int kServerPingTimeoutMs = 5000;
+
 // Builds and starts a gRPC server listening on `listen` ("host:port"; port 0
-// picks a free one) with `services`. Port reuse is off, so a port in use is
-// an error: UNAVAILABLE naming the address.
+// picks a free one) with `services`, the keepalive above and `options`.
+// Port reuse is off, so a port in use is an error: UNAVAILABLE naming the
+// address.
 absl::StatusOr<StartedServer> StartGrpcServer(
-    const std::string& listen, const std::vector<grpc::Service*>& services);
+    const std::string& listen, const std::vector<grpc::Service*>& services,
+    const GrpcServerOptions& options = GrpcServerOptions());
 
 // Writes `port` and a newline to `path` atomically (write, then rename), so
 // that a reader never sees a partial file. No-op for an empty path.

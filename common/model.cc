@@ -386,6 +386,10 @@ absl::StatusOr<Model::Predictions> Model::Predict(absl::Span<const int64_t> shap
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat(spec_.architecture(), " inference failed: ", e.what()));
+  } catch (...) {
+    // Whatever a module's code throws, it must not end the process.
+    return absl::InternalError(absl::StrCat(
+        spec_.architecture(), " inference failed with an exception of unknown type"));
   }
   return out;
 }

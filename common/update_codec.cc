@@ -85,9 +85,24 @@ absl::Status DecodeTensor(const TensorUpdate& t, ValueEncoding encoding,
                      " entries but carries ", t.values().size(),
                      " value bytes, expected ", t.count() * value_bytes));
   }
+  if (encoding == FP16_DELTA && (t.scale_exponent() < kMinFp16ScaleExponent ||
+                                 t.scale_exponent() > kMaxFp16ScaleExponent)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update of ", ts.name(), " has fp16 scale exponent ", t.scale_exponent(),
+        ", outside [", kMinFp16ScaleExponent, ", ", kMaxFp16ScaleExponent, "]"));
+  }
+  if (encoding != FP16_DELTA && t.scale_exponent() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update of ", ts.name(), " has scale exponent ", t.scale_exponent(),
+        " in encoding ", ValueEncodingName(encoding), "; only fp16 values are scaled"));
+  }
   out->values.resize(t.count());
   if (encoding == FP32_ASSIGN) {
-    std::memcpy(out->values.data(), t.values().data(), t.values().size());
+    // memcpy from or to a null pointer is undefined even for 0 bytes, and
+    // an empty vector's data() may be null.
+    if (!t.values().empty()) {
+      std::memcpy(out->values.data(), t.values().data(), t.values().size());
+    }
   } else {
     const char* bytes = t.values().data();
     for (uint32_t i = 0; i < t.count(); ++i) {
@@ -96,6 +111,13 @@ absl::Status DecodeTensor(const TensorUpdate& t, ValueEncoding encoding,
       out->values[i] = encoding == FP16_DELTA
                            ? std::ldexp(HalfBitsToFloat(bits), t.scale_exponent())
                            : Bf16BitsToFloat(bits);
+    }
+  }
+  for (size_t i = 0; i < out->values.size(); ++i) {
+    if (!std::isfinite(out->values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update of ", ts.name(), ": value ", i, " of ", out->values.size(), " is ",
+          out->values[i], "; every value must be finite"));
     }
   }
   out->indices.clear();
@@ -168,7 +190,9 @@ int64_t AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
     if (!std::isfinite(values[i])) continue;
     float decoded;
     const uint16_t bits = Quantise(encoding, scale_exponent, values[i], &decoded);
-    if (decoded == 0) continue;
+    // A difference near fp32's largest value can round up past it; no
+    // replica would apply an infinity.
+    if (decoded == 0 || !std::isfinite(decoded)) continue;
     kept.push_back(indices[i]);
     bytes.append(reinterpret_cast<const char*>(&bits), 2);
   }
@@ -265,7 +289,9 @@ void ApplyDecoded(const std::vector<DecodedTensor>& decoded,
   for (const DecodedTensor& t : decoded) {
     absl::Span<float> target = model[t.tensor];
     if (t.dense) {
-      std::memcpy(target.data(), t.values.data(), t.values.size() * sizeof(float));
+      if (!t.values.empty()) {
+        std::memcpy(target.data(), t.values.data(), t.values.size() * sizeof(float));
+      }
     } else if (t.add) {
       for (size_t i = 0; i < t.indices.size(); ++i) {
         target[t.indices[i]] += t.values[i];

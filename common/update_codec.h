@@ -41,11 +41,17 @@ bool IsDeltaEncoding(ValueEncoding encoding);
 // Bytes per value on the wire for `encoding`.
 int ValueBytes(ValueEncoding encoding);
 
+// The range of TensorUpdate.scale_exponent in FP16_DELTA: the encoder maps
+// the largest finite difference of a tensor, 2^-149 to 2^128, into
+// [2^14, 2^15), so its exponent lies in [-149 - 14, 127 - 14].
+constexpr int kMinFp16ScaleExponent = -163;
+constexpr int kMaxFp16ScaleExponent = 113;
+
 // Appends entries `indices` (strictly increasing) of tensor `tensor` to
 // `update`, in update->encoding(): `values` (one per index) are the new
 // values for FP32_ASSIGN, the differences trainer - replica for the delta
-// encodings. Delta entries that round to zero (or are not finite) are left
-// out. Returns the number of entries appended; appends nothing when that is
+// encodings. Delta entries that are not finite, or round to zero or to an
+// infinity, are left out. Returns the number of entries appended; appends nothing when that is
 // zero.
 int64_t AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
                            absl::Span<const float> values, Update* update);
@@ -73,10 +79,13 @@ struct DecodedTensor {
 };
 
 // Checks `update` against `spec` (fingerprint, checksum, encoding, tensor
-// numbers, entry counts, index code and ranges) and decodes it. Any defect
-// gives FAILED_PRECONDITION (another model), DATA_LOSS (checksum) or
+// numbers, entry counts, index code and ranges, fp16 scale exponents within
+// [kMinFp16ScaleExponent, kMaxFp16ScaleExponent] and 0 in other encodings,
+// and every decoded value finite) and decodes it. Any defect gives
+// FAILED_PRECONDITION (another model), DATA_LOSS (checksum) or
 // INVALID_ARGUMENT (malformed) with a message naming it; nothing is ever
-// read out of bounds.
+// read out of bounds. A sealed update can still carry a NaN or an infinity
+// (the trainer's own model diverged): no replica ever applies one.
 absl::StatusOr<std::vector<DecodedTensor>> DecodeUpdate(const Update& update,
                                                         const ModelSpec& spec);
 

@@ -139,6 +139,9 @@ void PrintStatus(const contrail::StatusResponse& s) {
                 static_cast<unsigned long long>(s.bytes_received()));
     std::printf("resyncs: %llu\n", static_cast<unsigned long long>(s.resyncs()));
     std::printf("predictions: %llu\n", static_cast<unsigned long long>(s.predictions()));
+    std::printf("connected: %s\n", s.connected() ? "yes" : "no");
+    std::printf("seconds_since_update: %.1f\n", s.seconds_since_update());
+    std::printf("saved_version: %llu\n", static_cast<unsigned long long>(s.saved_version()));
   }
 }
 

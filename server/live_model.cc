@@ -10,12 +10,11 @@
 namespace contrail {
 namespace {
 
-// The trainer sends the checksum of its mirror after each update: a replica
-// that computes another one is not bit-identical and must not serve it.
+// The trainer sends the checksum of its mirror with every update and
+// snapshot: a replica that computes another one is not bit-identical and
+// must not serve it. No value means "unchecked".
 absl::Status VerifyModelChecksum(const Update& update, uint64_t checksum) {
-  if (update.model_checksum() == 0 || update.model_checksum() == checksum) {
-    return absl::OkStatus();
-  }
+  if (update.model_checksum() == checksum) return absl::OkStatus();
   return absl::DataLossError(absl::StrCat(
       "after applying version ", update.version(), " the model checksum is ",
       absl::Hex(checksum, absl::kZeroPad16), ", the trainer's is ",
@@ -29,6 +28,7 @@ absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Create(const Options& opti
     return absl::InvalidArgumentError(
         absl::StrCat("max_batch must be >= 1, got ", options.max_batch));
   }
+  if (options.clock == nullptr) return absl::InvalidArgumentError("clock must not be null");
   return std::unique_ptr<LiveModel>(new LiveModel(options));
 }
 
@@ -47,6 +47,12 @@ std::shared_ptr<const LiveModel::Version> LiveModel::Current() const {
   return current_;
 }
 
+absl::Duration LiveModel::SinceLastUpdate() const {
+  const std::shared_ptr<const Version> current = Current();
+  if (current == nullptr) return absl::ZeroDuration();
+  return options_.clock->Now() - current->applied_at;
+}
+
 void LiveModel::Publish(std::shared_ptr<Version> next) {
   std::shared_ptr<Version> previous;
   {
@@ -58,6 +64,18 @@ void LiveModel::Publish(std::shared_ptr<Version> next) {
 }
 
 absl::Status LiveModel::Apply(const Update& update) {
+  return ApplyAt(update, options_.clock->Now());
+}
+
+absl::Status LiveModel::Restore(const Update& snapshot, absl::Time applied_at) {
+  if (!snapshot.snapshot()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "only a snapshot can be restored; version ", snapshot.version(), " is an update"));
+  }
+  return ApplyAt(snapshot, applied_at);
+}
+
+absl::Status LiveModel::ApplyAt(const Update& update, absl::Time applied_at) {
   std::shared_ptr<Version> current;
   {
     absl::MutexLock lock(&mu_);
@@ -66,6 +84,7 @@ absl::Status LiveModel::Apply(const Update& update) {
   absl::StatusOr<std::shared_ptr<Version>> next =
       update.snapshot() ? ApplySnapshot(update) : ApplyDelta(current, update);
   if (!next.ok()) return next.status();
+  (*next)->applied_at = applied_at;
   current.reset();
   Publish(*std::move(next));
   spare_missed_ = update.snapshot() ? nullptr : std::make_shared<Update>(update);

@@ -9,9 +9,11 @@
 // fingerprint, payload checksum, and the model checksum after applying)
 // before it becomes visible.
 //
-// Lifecycle: Create(), then Apply() a snapshot and the updates after it.
-// Thread-safety: Predict() and the accessors are thread-safe; Apply() is
-// called by one thread only (the subscriber's apply thread).
+// Lifecycle: Create(), then Apply() a snapshot and the updates after it; a
+// restarted server first Restore()s the snapshot it saved.
+// Thread-safety: Predict() and the accessors are thread-safe; Apply() and
+// Restore() are called by one thread at a time (the daemon restores before
+// the subscriber's apply thread starts, which then applies).
 #ifndef CONTRAIL_SERVER_LIVE_MODEL_H_
 #define CONTRAIL_SERVER_LIVE_MODEL_H_
 
@@ -22,7 +24,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/clock.h"
 #include "common/model.h"
 #include "proto/contrail.pb.h"
 
@@ -33,6 +37,9 @@ class LiveModel {
   struct Options {
     // Largest batch one Predict may carry.
     int64_t max_batch = 1024;
+    // Stamps each version with the time it was applied; must outlive the
+    // live model.
+    Clock* clock = Clock::Real();
   };
 
   // What one version of the served model is. Immutable once published.
@@ -41,6 +48,9 @@ class LiveModel {
     uint64_t version = 0;
     uint64_t run = 0;       // Update.run of the trainer that produced it
     uint64_t checksum = 0;  // ChecksumTensors of model
+    // When the update that made it was applied: by this process, or, for a
+    // restored version, by the process that saved it.
+    absl::Time applied_at = absl::InfinitePast();
   };
 
   struct Predictions {
@@ -63,6 +73,12 @@ class LiveModel {
   // is malformed or its checksums fail. On error nothing visible changes.
   absl::Status Apply(const Update& update) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Applies `snapshot`, a snapshot this server saved earlier, as Apply()
+  // does, stamping it as applied at `applied_at` rather than now.
+  // INVALID_ARGUMENT when it is not a snapshot.
+  absl::Status Restore(const Update& snapshot, absl::Time applied_at)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Class probabilities for `values` of shape `shape` ([N] + input shape).
   // INVALID_ARGUMENT for a wrong shape, an empty or oversized batch, a value
   // count that does not match the shape, or a non-finite value;
@@ -74,15 +90,21 @@ class LiveModel {
   // The current version; null while no model is held.
   std::shared_ptr<const Version> Current() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // How long ago the current version was applied (Version::applied_at, by
+  // Options::clock): the age of the model served. Zero while none is held.
+  absl::Duration SinceLastUpdate() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   explicit LiveModel(const Options& options) : options_(options) {}
 
+  absl::Status ApplyAt(const Update& update, absl::Time applied_at)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<Version>> ApplySnapshot(const Update& update);
   absl::StatusOr<std::shared_ptr<Version>> ApplyDelta(
       const std::shared_ptr<Version>& current, const Update& update);
   // Labels `next`, which now holds what `update` describes, with its
   // version, run and checksum; DATA_LOSS unless the checksum is the
-  // trainer's.
+  // trainer's (an update always carries it: 0 is a checksum like any other).
   static absl::StatusOr<std::shared_ptr<Version>> Stamp(
       std::shared_ptr<Version> next, const Update& update);
   void Publish(std::shared_ptr<Version> next) ABSL_LOCKS_EXCLUDED(mu_);

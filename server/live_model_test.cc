@@ -150,9 +150,47 @@ TEST_F(LiveModelTest, CorruptSnapshotIsRejectedAndNothingIsLoaded) {
   wrong_checksum.set_model_checksum(wrong_checksum.model_checksum() ^ 1);
   ExpectStatus(live_->Apply(wrong_checksum), absl::StatusCode::kDataLoss,
                "model checksum");
+  // 0 is a checksum like any other, not "unchecked".
+  Update no_checksum = trainer_.Snapshot();
+  no_checksum.set_model_checksum(0);
+  ExpectStatus(live_->Apply(no_checksum), absl::StatusCode::kDataLoss, "model checksum");
   EXPECT_EQ(live_->Current(), nullptr);
 
   ApplyAndExpectTrainerModel(trainer_.Snapshot());
+}
+
+TEST_F(LiveModelTest, EveryVersionIsStampedWithTheTimeItWasApplied) {
+  const absl::Time before = absl::Now();
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  const absl::Time snapshot_at = live_->Current()->applied_at;
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  const absl::Time after = absl::Now();
+  EXPECT_GE(snapshot_at, before);
+  EXPECT_GE(live_->Current()->applied_at, snapshot_at);
+  EXPECT_LE(live_->Current()->applied_at, after);
+}
+
+TEST_F(LiveModelTest, RestoreServesASavedSnapshotAsOfItsTimeAndUpdatesFollow) {
+  const absl::Time saved_at = absl::FromUnixSeconds(1700000000);
+  ASSERT_TRUE(live_->Restore(trainer_.Snapshot(), saved_at).ok());
+  ASSERT_NE(live_->Current(), nullptr);
+  EXPECT_EQ(live_->Current()->version, 1u);
+  EXPECT_EQ(live_->Current()->run, kRun);
+  EXPECT_EQ(live_->Current()->checksum, trainer_.model().Checksum());
+  EXPECT_EQ(live_->Current()->applied_at, saved_at);
+  ExpectPredictions(1, Softmax(trainer_.model(), inputs_, kBatch));
+
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  EXPECT_GT(live_->Current()->applied_at, saved_at);
+
+  // Only snapshots are restored; a corrupt one changes nothing.
+  ExpectStatus(live_->Restore(trainer_.Step(), saved_at),
+               absl::StatusCode::kInvalidArgument, "only a snapshot");
+  Update corrupt = trainer_.Snapshot();
+  corrupt.mutable_tensors(0)->mutable_values()->at(0) ^= 0x01;
+  ExpectStatus(live_->Restore(corrupt, saved_at), absl::StatusCode::kDataLoss,
+               "fails its checksum");
+  EXPECT_EQ(live_->Current()->version, 2u);
 }
 
 TEST_F(LiveModelTest, PredictAnswersTheTrainerModelsSoftmax) {
@@ -396,6 +434,17 @@ INSTANTIATE_TEST_SUITE_P(
                      u->set_model_checksum(u->model_checksum() ^ 1);
                    },
                    absl::StatusCode::kDataLoss, "model checksum"},
+        Corruption{"CarriesNoModelChecksum",
+                   [](Update* u) { u->set_model_checksum(0); },
+                   absl::StatusCode::kDataLoss, "model checksum"},
+        Corruption{"CarriesANaN",
+                   [](Update* u) {
+                     const float nan = std::nanf("");
+                     u->mutable_tensors(3)->mutable_values()->replace(
+                         0, sizeof(nan), reinterpret_cast<const char*>(&nan), sizeof(nan));
+                     SealUpdate(u);
+                   },
+                   absl::StatusCode::kInvalidArgument, "must be finite"},
         Corruption{"HasAnUnknownEncoding",
                    [](Update* u) {
                      u->set_encoding(VALUE_ENCODING_UNSPECIFIED);

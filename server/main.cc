@@ -17,6 +17,21 @@ ABSL_FLAG(std::string, trainer, "127.0.0.1:50051",
 ABSL_FLAG(std::string, name, "",
           "name of this server in the trainer's logs (default: server@<listen>)");
 ABSL_FLAG(int64_t, max_batch, 1024, "largest batch one Predict may carry");
+ABSL_FLAG(int64_t, max_example_floats, 28 * 28,
+          "floats per example of the largest model input Predict takes; with "
+          "--max_batch it bounds the size of a Predict request");
+ABSL_FLAG(std::string, state_dir, "",
+          "directory where the served model is saved, so that a restarted "
+          "server serves it at once and continues from its version (empty: "
+          "keep nothing)");
+ABSL_FLAG(double, save_every_s, 5,
+          "with --state_dir: seconds between saves of the served model (only "
+          "when its version moved; once more at shutdown)");
+ABSL_FLAG(double, keepalive_s, 2,
+          "seconds between pings to the trainer while subscribed (>= 1)");
+ABSL_FLAG(double, keepalive_timeout_s, 2,
+          "seconds a ping to the trainer may go unanswered before the link "
+          "counts as dead and the server reconnects");
 
 namespace {
 constexpr char kProgram[] = "server";
@@ -26,7 +41,8 @@ int main(int argc, char** argv) {
   contrail::InitDaemon(
       kProgram,
       "Serves Predict from a model that follows a contrail trainer.\n"
-      "Usage: server [--listen=127.0.0.1:50052] [--trainer=127.0.0.1:50051]",
+      "Usage: server [--listen=127.0.0.1:50052] [--trainer=127.0.0.1:50051] "
+      "[--state_dir=DIR]",
       argc, argv);
   if (contrail::ThreadsFlag() > 0) contrail::SetLibTorchThreads(contrail::ThreadsFlag());
 
@@ -35,6 +51,11 @@ int main(int argc, char** argv) {
   options.trainer = absl::GetFlag(FLAGS_trainer);
   options.name = absl::GetFlag(FLAGS_name);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.max_example_floats = absl::GetFlag(FLAGS_max_example_floats);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.save_every = absl::Seconds(absl::GetFlag(FLAGS_save_every_s));
+  options.keepalive.interval = absl::Seconds(absl::GetFlag(FLAGS_keepalive_s));
+  options.keepalive.timeout = absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_s));
   absl::StatusOr<std::unique_ptr<contrail::ServerDaemon>> daemon =
       contrail::ServerDaemon::Create(options);
   if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());

@@ -1,13 +1,17 @@
 // The server daemon as one object: a LiveModel that an UpdateSubscriber
 // keeps up to date with a trainer, served over gRPC by the prediction and
-// status services. server/main.cc turns flags into Options and runs one;
-// tests run one in-process on port 0.
+// status services, and, with a state directory, saved there so that a
+// restart serves at once. server/main.cc turns flags into Options and runs
+// one; tests run one in-process on port 0.
 //
-// Lifecycle: Create() checks the options and builds everything without
-// touching the network; Start() listens and starts following the trainer;
-// Shutdown() (or the destructor) stops following it and stops serving. The
-// daemon owns every part; the services and the subscriber hold pointers to
-// the LiveModel, which outlives them.
+// Lifecycle: Create() checks the options, restores the model saved in the
+// state directory (if any: see server/served_model_store.h) and builds
+// everything without touching the network; Start() listens, serving the
+// restored version at once, and starts following the trainer from it and
+// saving; Shutdown() (or the destructor) stops following it, saves a last
+// time and stops serving. The daemon owns every part; the services, the
+// subscriber and the saver hold pointers to the LiveModel, which outlives
+// them.
 //
 // This class is thread-safe.
 #ifndef CONTRAIL_SERVER_SERVER_DAEMON_H_
@@ -28,6 +32,8 @@
 #include "server/backoff.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
+#include "server/served_model_saver.h"
+#include "server/served_model_store.h"
 #include "server/server_status_service_impl.h"
 #include "server/update_subscriber.h"
 
@@ -46,6 +52,18 @@ class ServerDaemon {
     std::string name;
     // Largest batch one Predict may carry.
     int64_t max_batch = 1024;
+    // Floats per example of the largest input a Predict may carry (784 for
+    // the 28x28 images of the built-in models). With max_batch it bounds a
+    // Predict request on the wire, which gRPC refuses (RESOURCE_EXHAUSTED)
+    // before parsing it: see MaxPredictRequestBytes().
+    int64_t max_example_floats = 28 * 28;
+    // Where to keep the model served across restarts; empty keeps nothing.
+    std::string state_dir;
+    // How often to save the model there when its version moved (and once
+    // more at Shutdown()).
+    absl::Duration save_every = absl::Seconds(5);
+    // Pings that notice a dead link to the trainer.
+    UpdateSubscriber::Keepalive keepalive;
     // Waits before each resubscription to the trainer: after a rejected
     // update, a stream that ended, or a trainer that could not be reached.
     Backoff::Options backoff;
@@ -70,6 +88,11 @@ class ServerDaemon {
   // Shutdown().
   absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The largest Predict request `options` let through: max_batch examples
+  // of max_example_floats floats (4 bytes each, packed) and a margin for the
+  // shape and the framing.
+  static int64_t MaxPredictRequestBytes(const Options& options);
+
   // The port Start() bound; 0 before.
   int port() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -80,13 +103,18 @@ class ServerDaemon {
 
  private:
   ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
-               std::unique_ptr<UpdateSubscriber> subscriber);
+               std::unique_ptr<UpdateSubscriber> subscriber,
+               std::unique_ptr<ServedModelStore> store,
+               std::unique_ptr<ServedModelSaver> saver);
 
   // Constant after construction. Declared in dependency order: the
   // services and the subscriber point into live_.
   const Options options_;
   const std::unique_ptr<LiveModel> live_;
   const std::unique_ptr<UpdateSubscriber> subscriber_;
+  // Null without a state directory.
+  const std::unique_ptr<ServedModelStore> store_;
+  const std::unique_ptr<ServedModelSaver> saver_;
   PredictionServiceImpl prediction_service_;
   ServerStatusServiceImpl status_service_;
 

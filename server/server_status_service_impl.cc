@@ -9,10 +9,13 @@ grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext*,
                                                 StatusResponse* response) {
   response->set_role("server");
   std::shared_ptr<const LiveModel::Version> served = live_->Current();
+  const bool connected = subscriber_->connected();
+  response->set_connected(connected);
   if (served == nullptr) {
     response->set_phase(WAITING);
   } else {
-    response->set_phase(subscriber_->connected() ? SERVING : SERVING_DISCONNECTED);
+    response->set_phase(connected ? SERVING : SERVING_DISCONNECTED);
+    response->set_seconds_since_update(absl::ToDoubleSeconds(live_->SinceLastUpdate()));
     *response->mutable_spec() = served->model->spec();
     response->set_parameters(ModelSize(served->model->spec()));
     response->set_version(served->version);
@@ -22,6 +25,7 @@ grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext*,
   response->set_bytes_received(subscriber_->bytes_received());
   response->set_resyncs(subscriber_->resyncs());
   response->set_predictions(predictions_->predictions());
+  if (saver_ != nullptr) response->set_saved_version(saver_->saved_version());
   return grpc::Status::OK;
 }
 

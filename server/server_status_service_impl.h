@@ -1,22 +1,26 @@
-// gRPC StatusService of a server: the version it serves, its checksum and
-// its counters. This class is thread-safe.
+// gRPC StatusService of a server: the version it serves, its checksum, its
+// link to the trainer (connected, seconds since the last update), what it
+// saved to --state_dir, and its counters. This class is thread-safe.
 #ifndef CONTRAIL_SERVER_SERVER_STATUS_SERVICE_IMPL_H_
 #define CONTRAIL_SERVER_SERVER_STATUS_SERVICE_IMPL_H_
 
 #include "proto/contrail.grpc.pb.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
+#include "server/served_model_saver.h"
 #include "server/update_subscriber.h"
 
 namespace contrail {
 
 class ServerStatusServiceImpl final : public StatusService::Service {
  public:
-  // All three must outlive the service.
+  // All must outlive the service; `saver` is null for a server without a
+  // state directory.
   ServerStatusServiceImpl(const LiveModel* live,
                           const UpdateSubscriber* subscriber,
-                          const PredictionServiceImpl* predictions)
-      : live_(live), subscriber_(subscriber), predictions_(predictions) {}
+                          const PredictionServiceImpl* predictions,
+                          const ServedModelSaver* saver = nullptr)
+      : live_(live), subscriber_(subscriber), predictions_(predictions), saver_(saver) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
                          const StatusRequest* request,
@@ -26,6 +30,7 @@ class ServerStatusServiceImpl final : public StatusService::Service {
   const LiveModel* const live_;
   const UpdateSubscriber* const subscriber_;
   const PredictionServiceImpl* const predictions_;
+  const ServedModelSaver* const saver_;
 };
 
 }  // namespace contrail

@@ -1,15 +1,20 @@
 #include "server/server_status_service_impl.h"
 
+#include <cstdlib>
 #include <memory>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/model_spec.h"
 #include "gtest/gtest.h"
 #include "proto/contrail.pb.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
+#include "server/served_model_saver.h"
+#include "server/served_model_store.h"
 #include "server/update_subscriber.h"
+#include "tests/test_util/fake_clock.h"
 #include "tests/test_util/fake_trainer.h"
 #include "tests/test_util/fake_update_service.h"
 #include "tests/test_util/wait_until.h"
@@ -102,6 +107,10 @@ TEST_F(ServerStatusServiceImplTest, ServesWhileFollowingAndServesDisconnectedOnc
   EXPECT_EQ(serving.bytes_received(), snapshot.ByteSizeLong() + second.ByteSizeLong());
   EXPECT_EQ(serving.resyncs(), 0u);
   EXPECT_EQ(serving.predictions(), 2u);
+  EXPECT_TRUE(serving.connected());
+  EXPECT_GE(serving.seconds_since_update(), 0.0);
+  EXPECT_LT(serving.seconds_since_update(), absl::ToDoubleSeconds(kDeadline));
+  EXPECT_EQ(serving.saved_version(), 0u);  // no state directory
 
   fake_->Stop();
   ASSERT_TRUE(WaitForPhase(SERVING_DISCONNECTED));
@@ -109,6 +118,57 @@ TEST_F(ServerStatusServiceImplTest, ServesWhileFollowingAndServesDisconnectedOnc
   EXPECT_EQ(disconnected.version(), 2u);
   EXPECT_EQ(disconnected.checksum(), trainer_.model().Checksum());
   EXPECT_EQ(disconnected.updates_applied(), 2u);
+  EXPECT_FALSE(disconnected.connected());
+}
+
+TEST(ServerStatusServiceImplStateTest, ReportsTheAgeOfTheModelAndTheVersionSaved) {
+  test::FakeClock clock(absl::FromUnixSeconds(1700000000));
+  LiveModel::Options live_options;
+  live_options.clock = &clock;
+  std::unique_ptr<LiveModel> live = LiveModel::Create(live_options).value();
+  PredictionServiceImpl predictions(live.get());
+  // A subscriber that is never started: the trainer is down.
+  std::unique_ptr<UpdateSubscriber> subscriber =
+      UpdateSubscriber::Create(UpdateSubscriber::Options(),
+                               UpdateSubscriber::MakeChannel("127.0.0.1:1"), live.get())
+          .value();
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  ServedModelStore::Options store_options;
+  store_options.dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/status-state");
+  std::unique_ptr<ServedModelStore> store = ServedModelStore::Create(store_options).value();
+  std::unique_ptr<ServedModelSaver> saver =
+      ServedModelSaver::Create(ServedModelSaver::Options(), live.get(), store.get()).value();
+  ServerStatusServiceImpl service(live.get(), subscriber.get(), &predictions, saver.get());
+  auto get_status = [&service] {
+    StatusRequest request;
+    StatusResponse response;
+    EXPECT_TRUE(service.GetStatus(nullptr, &request, &response).ok());
+    return response;
+  };
+  StatusResponse status = get_status();
+  EXPECT_EQ(status.phase(), WAITING);
+  EXPECT_FALSE(status.connected());
+  EXPECT_EQ(status.seconds_since_update(), 0.0);
+  EXPECT_EQ(status.saved_version(), 0u);
+
+  // A model saved 90 s ago by the process before this one.
+  test::FakeTrainer trainer(/*seed=*/7);
+  ASSERT_TRUE(live->Restore(trainer.Snapshot(), clock.Now() - absl::Seconds(90)).ok());
+  saver->MarkSaved(test::FakeTrainer::kRun, 1);
+  clock.Advance(absl::Seconds(10));
+  status = get_status();
+  EXPECT_EQ(status.phase(), SERVING_DISCONNECTED);
+  EXPECT_FALSE(status.connected());
+  EXPECT_EQ(status.version(), 1u);
+  EXPECT_EQ(status.seconds_since_update(), 100.0);
+  EXPECT_EQ(status.saved_version(), 1u);
+
+  ASSERT_TRUE(live->Apply(trainer.Step()).ok());
+  ASSERT_TRUE(saver->SaveIfChanged().ok());
+  clock.Advance(absl::Milliseconds(1500));
+  status = get_status();
+  EXPECT_EQ(status.seconds_since_update(), 1.5);
+  EXPECT_EQ(status.saved_version(), 2u);
 }
 
 }  // namespace

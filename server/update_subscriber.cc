@@ -8,10 +8,37 @@
 
 namespace contrail {
 
+absl::Status UpdateSubscriber::CheckKeepalive(const Keepalive& keepalive) {
+  if (keepalive.interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keepalive interval (--keepalive_s) must be >= 1s (trainers refuse more "
+        "frequent pings), got ",
+        absl::FormatDuration(keepalive.interval)));
+  }
+  if (keepalive.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keepalive timeout (--keepalive_timeout_s) must be > 0, got ",
+        absl::FormatDuration(keepalive.timeout)));
+  }
+  return absl::OkStatus();
+}
+
 std::shared_ptr<grpc::Channel> UpdateSubscriber::MakeChannel(const std::string& trainer) {
+  return MakeChannel(trainer, Keepalive());
+}
+
+std::shared_ptr<grpc::Channel> UpdateSubscriber::MakeChannel(const std::string& trainer,
+                                                             const Keepalive& keepalive) {
   grpc::ChannelArguments arguments;
   // Snapshots of large models exceed gRPC's 4 MiB default.
   arguments.SetMaxReceiveMessageSize(-1);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+                   static_cast<int>(absl::ToInt64Milliseconds(keepalive.interval)));
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                   static_cast<int>(absl::ToInt64Milliseconds(keepalive.timeout)));
+  // gRPC stops pinging after two pings without data by default: an idle
+  // trainer (a finished stream, a quiet source) would then go unwatched.
+  arguments.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // gRPC's own reconnect backoff grows to 120 s by default; keep it within
   // the subscriber's so that a restarted trainer is found quickly.
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -38,7 +65,8 @@ UpdateSubscriber::UpdateSubscriber(const Options& options, Backoff backoff,
                                    LiveModel* live)
     : options_(options),
       live_(live),
-      stub_(UpdateService::NewStub(std::move(channel))),
+      channel_(std::move(channel)),
+      stub_(UpdateService::NewStub(channel_)),
       backoff_(std::move(backoff)) {}
 
 UpdateSubscriber::~UpdateSubscriber() { Stop(); }
@@ -54,6 +82,13 @@ void UpdateSubscriber::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool UpdateSubscriber::connected() const {
+  // An open call alone is not enough: while the channel connects, or after
+  // a dead link, the call waits with nothing behind it.
+  return subscribed_.load() &&
+         channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+}
+
 uint64_t UpdateSubscriber::HeldVersion() const {
   const std::shared_ptr<const LiveModel::Version> held = live_->Current();
   return held ? held->version : 0;
@@ -64,7 +99,7 @@ void UpdateSubscriber::Run() {
     const Ended ended = SubscribeOnce();
     if (stop_.HasBeenNotified()) break;
     if (ended.rejected) ++resyncs_;
-    if (ended.applied) backoff_.Reset();
+    if (ended.applied || ended.lasted >= options_.backoff.max) backoff_.Reset();
     const absl::Duration wait = backoff_.Next();
     spdlog::warn("{}; resubscribing from version {} in {}", ended.reason,
                  HeldVersion(), absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1))));
@@ -79,6 +114,7 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     if (stop_.HasBeenNotified()) return {};
     context_ = &context;
   }
+  const absl::Time started = options_.clock->Now();
   SubscribeRequest request;
   request.set_subscriber(options_.name);
   if (std::shared_ptr<const LiveModel::Version> held = live_->Current()) {
@@ -86,6 +122,7 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     request.set_have_run(held->run);
     request.set_have_fingerprint(held->model->spec().fingerprint());
   }
+  subscribed_ = true;
   std::unique_ptr<grpc::ClientReader<Update>> reader =
       stub_->SubscribeUpdates(&context, request);
   Ended ended;
@@ -97,7 +134,6 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
                    options_.trainer, request.have_version());
     }
     received_any = true;
-    connected_ = true;
     bytes_received_ += update.ByteSizeLong();
     const absl::Status applied = live_->Apply(update);
     if (!applied.ok()) {
@@ -116,7 +152,8 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     }
   }
   const grpc::Status status = reader->Finish();
-  connected_ = false;
+  subscribed_ = false;
+  ended.lasted = options_.clock->Now() - started;
   {
     absl::MutexLock lock(&mu_);
     context_ = nullptr;

@@ -8,9 +8,21 @@
 // away, the LiveModel keeps serving its last version while the subscriber
 // reconnects. Every resubscription, after a rejected update as after a
 // stream that ended or never connected, waits first: exponential backoff
-// with jitter (server/backoff.h), started over once an update applies, so
-// that a trainer that keeps sending what a server cannot apply is not
-// flooded with subscriptions.
+// with jitter (server/backoff.h), started over once an update applies or a
+// subscription has stayed open for Backoff::Options::max (a healthy link to
+// a trainer with nothing new), so that a trainer that keeps sending what a
+// server cannot apply, or keeps refusing or dropping it, is not flooded
+// with subscriptions, while one that restarts after a quiet hour is found
+// again at once.
+//
+// Liveness: the channel MakeChannel() builds pings the trainer over HTTP/2
+// every Keepalive::interval while a subscription is open, however long the
+// trainer has nothing to send, and closes the connection when a ping goes
+// unanswered for Keepalive::timeout. A trainer that froze, or a link that
+// died without a FIN or RST (a half-open connection), so ends the
+// subscription within interval + timeout; the subscriber then backs off and
+// reconnects as after any other failure, and connected() turns false at
+// once.
 //
 // The trainer is reached over a channel given at Create(): MakeChannel() in
 // production, a channel to an in-process server in tests. Waits run on the
@@ -36,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "proto/contrail.grpc.pb.h"
 #include "server/backoff.h"
@@ -57,9 +70,26 @@ class UpdateSubscriber {
     Clock* clock = Clock::Real();
   };
 
+  // The keepalive pings of the update channel. A trainer accepts pings
+  // down to one a second (common/daemon.h).
+  struct Keepalive {
+    // Between pings while a subscription is open.
+    absl::Duration interval = absl::Seconds(2);
+    // How long a ping may go unanswered before the link counts as dead.
+    absl::Duration timeout = absl::Seconds(2);
+  };
+
+  // INVALID_ARGUMENT naming the field unless interval >= 1 s (what trainers
+  // accept) and timeout > 0.
+  static absl::Status CheckKeepalive(const Keepalive& keepalive);
+
   // A channel to `trainer` ("host:port") fit for update streams: no limit
-  // on the size of a received snapshot, and gRPC's own reconnect backoff
-  // kept within the subscriber's defaults.
+  // on the size of a received snapshot, `keepalive` pings (unlimited in
+  // number while the trainer has nothing to send), and gRPC's own
+  // reconnect backoff kept within the subscriber's defaults.
+  static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& trainer,
+                                                    const Keepalive& keepalive);
+  // The same with the default Keepalive.
   static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& trainer);
 
   // Checks `options` (INVALID_ARGUMENT naming the field) and builds a
@@ -84,14 +114,16 @@ class UpdateSubscriber {
   uint64_t bytes_received() const { return bytes_received_.load(); }
   // Updates rejected, each followed by a resubscription.
   uint64_t resyncs() const { return resyncs_.load(); }
-  // True while a stream is open that has delivered an update.
-  bool connected() const { return connected_.load(); }
+  // True while a subscription is open on a live connection to the trainer,
+  // whether or not the trainer has had anything to send on it.
+  bool connected() const;
 
  private:
   // How one subscription ended.
   struct Ended {
     bool rejected = false;  // an update did not apply
     bool applied = false;   // at least one update applied
+    absl::Duration lasted;  // from the call to its end, on the options' clock
     std::string reason;     // why it ended, for the log
   };
 
@@ -108,6 +140,7 @@ class UpdateSubscriber {
   // Constant after construction.
   const Options options_;
   LiveModel* const live_;
+  const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<UpdateService::Stub> stub_;
 
   // Apply thread only.
@@ -122,7 +155,8 @@ class UpdateSubscriber {
   std::atomic<uint64_t> updates_applied_{0};
   std::atomic<uint64_t> bytes_received_{0};
   std::atomic<uint64_t> resyncs_{0};
-  std::atomic<bool> connected_{false};
+  // True while SubscribeOnce() has a call open.
+  std::atomic<bool> subscribed_{false};
 };
 
 }  // namespace contrail

@@ -233,6 +233,50 @@ TEST_F(UpdateSubscriberTest, BackoffAfterStreamsThatEndGrowsAndResetsOnceAnUpdat
   ExpectBackoffs(clock_.sleeps(), {1, 2, 4, 8, 1});
 }
 
+TEST_F(UpdateSubscriberTest, BackoffStartsOverAfterASubscriptionThatStayedOpenLong) {
+  for (int i = 0; i < 3; ++i) fake_->AddStream(EndedAfter({}));
+  // The fourth subscription is held open, with nothing to send.
+  std::unique_ptr<UpdateSubscriber> subscriber = StartSubscriber(&clock_);
+  ASSERT_TRUE(fake_->WaitForRequests(4, kDeadline));
+  clock_.Advance(kMaxBackoff);
+  fake_->Stop();  // ends it after a healthy while, then refuses connections
+  ASSERT_TRUE(WaitUntil([this] { return clock_.sleeps().size() >= 5; }, kDeadline));
+  subscriber->Stop();
+
+  std::vector<absl::Duration> sleeps = clock_.sleeps();
+  sleeps.resize(5);
+  // 100, 200, 400 ms after streams that ended at once; 100 again after the
+  // long one, then growing while the trainer is away.
+  ExpectBackoffs(sleeps, {1, 2, 4, 1, 2});
+}
+
+TEST_F(UpdateSubscriberTest, IsConnectedWhileUpToDateThoughTheTrainerSendsNothing) {
+  // A restarted server that already holds the trainer's version: the
+  // trainer has nothing to send it.
+  ASSERT_OK(live_->Apply(trainer_.Snapshot()));
+  fake_->AddStream(HeldOpen({}));
+  std::unique_ptr<UpdateSubscriber> subscriber = StartSubscriber(&clock_);
+  ASSERT_TRUE(fake_->WaitForRequests(1, kDeadline));
+  EXPECT_TRUE(WaitUntil([&] { return subscriber->connected(); }, kDeadline));
+  EXPECT_EQ(fake_->requests()[0].have_version(), 1u);
+
+  fake_->Stop();
+  EXPECT_TRUE(WaitUntil([&] { return !subscriber->connected(); }, kDeadline));
+  EXPECT_EQ(subscriber->updates_applied(), 0u);
+}
+
+TEST(UpdateSubscriberKeepaliveTest, RefusesPingsTrainersWouldRefuse) {
+  UpdateSubscriber::Keepalive keepalive;
+  EXPECT_OK(UpdateSubscriber::CheckKeepalive(keepalive));
+  keepalive.interval = absl::Milliseconds(999);
+  EXPECT_THAT(UpdateSubscriber::CheckKeepalive(keepalive),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("keepalive interval")));
+  keepalive = UpdateSubscriber::Keepalive();
+  keepalive.timeout = absl::ZeroDuration();
+  EXPECT_THAT(UpdateSubscriber::CheckKeepalive(keepalive),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("keepalive timeout")));
+}
+
 TEST_F(UpdateSubscriberTest, BacksOffWhileTheTrainerCannotBeReached) {
   fake_->Stop();  // nothing listens on its address any more
 
