@@ -11,7 +11,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
-  python3 python3-torch gnuplot-nox gzip
+  python3 python3-torch python3-numpy python3-grpcio python3-protobuf gnuplot-nox gzip
   nats-server libnats-dev
 )
 
