@@ -364,6 +364,9 @@ absl::Status CheckNetworkShape(Network& network, absl::Span<const int64_t> input
     // module's code) are std::runtime_errors, not c10::Errors.
     return absl::InvalidArgumentError(
         absl::StrCat("the model does not take ", takes, " inputs: ", e.what()));
+  } catch (...) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model does not take ", takes, " inputs: it raised a non-standard exception"));
   }
   return absl::OkStatus();
 }

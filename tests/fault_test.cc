@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -144,6 +145,35 @@ TEST_F(FaultTest, DelaysCutsAndCorruptionNeverLeaveTheServerWrong) {
       << "the server did not end with the trainer's model";
   EXPECT_GE(proxy_->connections(), 3);
   EXPECT_EQ(ServerStatus().phase(), SERVING);
+}
+
+// A half-open link: the proxy keeps the connection but passes nothing, as a
+// dead peer behind a stateful firewall does. Keepalive pings notice within
+// seconds; the server says it is disconnected, keeps serving, and follows
+// again once the link carries traffic.
+TEST_F(FaultTest, AHalfOpenLinkIsNoticedAndHealed) {
+  ASSERT_TRUE(test::WaitUntil([&] { return ServerStatus().connected(); },
+                              absl::Seconds(60)));
+  proxy_->SetBlackhole(true);
+  const absl::Time cut = absl::Now();
+  ASSERT_TRUE(test::WaitUntil([&] { return !ServerStatus().connected(); },
+                              absl::Seconds(20)))
+      << "the server did not notice the dead link";
+  const absl::Duration noticed = absl::Now() - cut;
+  EXPECT_LT(noticed, absl::Seconds(10));
+  std::printf("a half-open link was noticed in %.1f s\n", absl::ToDoubleSeconds(noticed));
+  EXPECT_NE(ServerStatus().phase(), WAITING);  // still serving its last version
+  proxy_->SetBlackhole(false);
+  ASSERT_OK(trainer_->trainer().WaitUntilFinished(absl::Seconds(120)));
+  const uint64_t version = trainer_->publisher().version();
+  const uint64_t checksum = trainer_->publisher().mirror_checksum();
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        const StatusResponse s = ServerStatus();
+        return s.connected() && s.version() == version && s.checksum() == checksum;
+      },
+      absl::Seconds(60)))
+      << "the server did not follow again";
 }
 
 }  // namespace
