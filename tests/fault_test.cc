@@ -152,8 +152,12 @@ TEST_F(FaultTest, DelaysCutsAndCorruptionNeverLeaveTheServerWrong) {
 // seconds; the server says it is disconnected, keeps serving, and follows
 // again once the link carries traffic.
 TEST_F(FaultTest, AHalfOpenLinkIsNoticedAndHealed) {
-  ASSERT_TRUE(test::WaitUntil([&] { return ServerStatus().connected(); },
-                              absl::Seconds(60)));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        const StatusResponse s = ServerStatus();
+        return s.connected() && s.version() >= 2;
+      },
+      absl::Seconds(60)));
   proxy_->SetBlackhole(true);
   const absl::Time cut = absl::Now();
   ASSERT_TRUE(test::WaitUntil([&] { return !ServerStatus().connected(); },

@@ -137,7 +137,8 @@ void FaultProxy::Pump(std::shared_ptr<Link> link, int from, int to, bool downstr
       ++corrupted_;
     }
     for (ssize_t sent = 0; sent < n;) {
-      const ssize_t w = write(to, buffer + sent, static_cast<size_t>(n - sent));
+      // MSG_NOSIGNAL: a peer that went away is an error here, not SIGPIPE.
+      const ssize_t w = send(to, buffer + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
       if (w <= 0) {
         link->Close();
         return;
