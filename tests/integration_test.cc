@@ -8,7 +8,6 @@
 // the test log.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +43,7 @@
 #include "gtest/gtest.h"
 #include "proto/contrail.grpc.pb.h"
 #include "server/live_model.h"
+#include "tests/test_util/child_process.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/runfiles.h"
 
@@ -68,128 +68,14 @@ constexpr int64_t kTestCount = 500;
 constexpr int64_t kStreamExamples = 1500;
 constexpr int64_t kExampleSize = 28 * 28;
 
-std::string TestTmpDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir != nullptr ? dir : "/tmp";
-}
-
+using test::ChildProcess;
+using test::ReadFileOrEmpty;
 using test::Runfile;
-
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
+using test::TestTmpDir;
 
 std::vector<std::string> NonEmptyLines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipWhitespace());
 }
-
-// A child process running a binary with its stdout and stderr sent to
-// files. The destructor kills and reaps it. Not thread-safe.
-class ChildProcess {
- public:
-  // Starts `binary` with `args` (without argv[0]); nullptr when fork fails.
-  static std::unique_ptr<ChildProcess> Start(const std::string& name,
-                                             const std::string& binary,
-                                             const std::vector<std::string>& args) {
-    const std::string log = absl::StrCat(TestTmpDir(), "/", name);
-    auto child = std::unique_ptr<ChildProcess>(
-        new ChildProcess(name, log + ".stdout", log + ".stderr"));
-    // Everything the child needs is prepared before fork(): after it, only
-    // async-signal-safe calls are allowed in a multi-threaded parent.
-    std::vector<std::string> argv_strings = {binary};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& arg : argv_strings) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0) return nullptr;
-    if (pid == 0) {
-      // Dies with the test, should the test itself be killed.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int out = open(child->stdout_path_.c_str(),
-                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      const int err = open(child->stderr_path_.c_str(),
-                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (out < 0 || err < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-          dup2(err, STDERR_FILENO) < 0) {
-        _exit(126);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    child->pid_ = pid;
-    return child;
-  }
-
-  ~ChildProcess() { Kill(); }
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-
-  // The wait status once the process has exited, waiting up to `timeout`;
-  // nullopt while it runs.
-  std::optional<int> WaitForExit(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!status_.has_value()) {
-      int status = 0;
-      const pid_t reaped = waitpid(pid_, &status, WNOHANG);
-      if (reaped == pid_) {
-        status_ = status;
-        break;
-      }
-      if (reaped < 0 && errno != EINTR) {
-        status_ = -1;  // not our child any more; nothing to reap
-        break;
-      }
-      if (absl::Now() >= deadline) break;
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    return status_;
-  }
-
-  // The exit code once the process has exited normally within `timeout`;
-  // nullopt when it still runs or died of a signal.
-  std::optional<int> WaitForExitCode(absl::Duration timeout) {
-    const std::optional<int> status = WaitForExit(timeout);
-    if (!status.has_value() || !WIFEXITED(*status)) return std::nullopt;
-    return WEXITSTATUS(*status);
-  }
-
-  bool Running() { return !WaitForExit(absl::ZeroDuration()).has_value(); }
-
-  void Signal(int signal) {
-    if (Running()) kill(pid_, signal);
-  }
-
-  // SIGTERM, then SIGKILL if it is still running after `grace`; reaps it.
-  void Stop(absl::Duration grace) {
-    Signal(SIGTERM);
-    if (!WaitForExit(grace).has_value()) Kill();
-  }
-
-  void Kill() {
-    Signal(SIGKILL);
-    WaitForExit(absl::InfiniteDuration());
-  }
-
-  const std::string& name() const { return name_; }
-  std::string Stdout() const { return ReadFileOrEmpty(stdout_path_); }
-  std::string Stderr() const { return ReadFileOrEmpty(stderr_path_); }
-
- private:
-  ChildProcess(std::string name, std::string stdout_path, std::string stderr_path)
-      : name_(std::move(name)),
-        stdout_path_(std::move(stdout_path)),
-        stderr_path_(std::move(stderr_path)) {}
-
-  const std::string name_;
-  const std::string stdout_path_;
-  const std::string stderr_path_;
-  pid_t pid_ = -1;
-  std::optional<int> status_;  // set once reaped
-};
 
 // Stubs of one daemon's services.
 struct Client {
@@ -326,8 +212,9 @@ class IntegrationTest : public ::testing::Test {
                              const std::vector<std::string>& positional = {}) {
     std::vector<std::string> args = positional;
     for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
+    const std::string child_name = absl::StrCat(name, "-", ++started_);
     std::unique_ptr<ChildProcess> child = ChildProcess::Start(
-        absl::StrCat(name, "-", ++started_), Runfile(binary), args);
+        child_name, Runfile(binary), args, absl::StrCat(TestTmpDir(), "/", child_name));
     if (child == nullptr) return nullptr;
     children_.push_back(std::move(child));
     return children_.back().get();
