@@ -66,6 +66,16 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir,
   return names;
 }
 
+bool WriteAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    const ssize_t written = write(fd, data.data(), data.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(written));
+  }
+  return true;
+}
+
 absl::Status SyncDir(const std::string& dir) {
   const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (fd < 0) return Errno(absl::StrCat("cannot open ", dir));
@@ -84,19 +94,7 @@ absl::Status WriteCheckedFile(const std::string& path, absl::string_view payload
   std::string header(kMagic, sizeof(kMagic));
   header.append(reinterpret_cast<const char*>(&length), sizeof(length));
   header.append(reinterpret_cast<const char*>(&hash), sizeof(hash));
-  bool ok = true;
-  for (absl::string_view part : {absl::string_view(header), payload}) {
-    while (ok && !part.empty()) {
-      const ssize_t written = write(fd, part.data(), part.size());
-      if (written < 0 && errno == EINTR) continue;
-      if (written <= 0) {
-        ok = false;
-        break;
-      }
-      part.remove_prefix(static_cast<size_t>(written));
-    }
-  }
-  if (!ok || fsync(fd) != 0) {
+  if (!WriteAll(fd, header) || !WriteAll(fd, payload) || fsync(fd) != 0) {
     const absl::Status error = Errno(absl::StrCat("cannot write ", temporary));
     close(fd);
     unlink(temporary.c_str());

@@ -32,6 +32,10 @@ absl::Status WriteCheckedFile(const std::string& path, absl::string_view payload
 // DATA_LOSS when truncated or corrupt.
 absl::StatusOr<std::string> ReadCheckedFile(const std::string& path);
 
+// Writes all of `data` to `fd`, retrying short writes and EINTR; false
+// (errno set) on an error.
+bool WriteAll(int fd, absl::string_view data);
+
 // fsyncs `dir`, so that files created, renamed or deleted in it stay so.
 absl::Status SyncDir(const std::string& dir);
 

@@ -76,15 +76,7 @@ absl::Status UpdateLog::Append(const Update& update) {
   record.append(reinterpret_cast<const char*>(&length), sizeof(length));
   record.append(reinterpret_cast<const char*>(&hash), sizeof(hash));
   record.append(payload);
-  const char* data = record.data();
-  size_t left = record.size();
-  while (left > 0) {
-    const ssize_t written = write(fd_, data, left);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) return Errno("cannot append to the update log");
-    data += written;
-    left -= static_cast<size_t>(written);
-  }
+  if (!WriteAll(fd_, record)) return Errno("cannot append to the update log");
   if (fdatasync(fd_) != 0) return Errno("cannot fsync the update log");
   bytes_appended_ += static_cast<int64_t>(record.size());
   return absl::OkStatus();
