@@ -13,6 +13,7 @@ PACKAGES=(
   dataset-fashion-mnist
   python3 python3-torch python3-numpy python3-grpcio python3-protobuf gnuplot-nox gzip
   nats-server libnats-dev
+  openssl prometheus prometheus-cpp-dev libcpp-httplib-dev chromium
 )
 
 missing=()
