@@ -6,6 +6,8 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/model_spec.h"
 #include "common/sparse_selector.h"
 #include "common/top_k.h"
@@ -190,6 +192,7 @@ absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
     result.remaining_entries += static_cast<int64_t>(changed_.size()) - sent;
   }
   if (result.entries == 0) return result;
+  update->set_publish_time_us(absl::ToUnixMicros(absl::Now()));
   SealUpdate(update.get());
   // The mirror takes the update through the decoder, as a server does.
   absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(*update, spec_);
@@ -250,6 +253,7 @@ std::shared_ptr<const Update> UpdatePublisher::SnapshotLocked() {
   snapshot->set_encoding(FP32_ASSIGN);
   *snapshot->mutable_spec() = spec_;
   snapshot->set_torchscript_module(options_.torchscript_module);
+  snapshot->set_publish_time_us(absl::ToUnixMicros(absl::Now()));
   for (size_t t = 0; t < mirror_.size(); ++t) {
     AppendDenseTensor(static_cast<uint32_t>(t), mirror_[t], snapshot.get());
   }

@@ -333,6 +333,22 @@ TEST_F(UpdatePublisherTest, AppliedUpdatesKeepAReplicaEqualToTheMirror) {
   }
 }
 
+TEST_F(UpdatePublisherTest, UpdatesAndSnapshotsCarryTheirPublishTime) {
+  Start();
+  const int64_t before = absl::ToUnixMicros(absl::Now());
+  ChangeAndPublish();
+  const Updates updates = NextFor(1);
+  const Updates snapshot = NextFor(/*run=*/0, /*version=*/0, /*fingerprint=*/0);
+  const int64_t after = absl::ToUnixMicros(absl::Now());
+
+  ASSERT_THAT(updates, SizeIs(1));
+  ASSERT_THAT(snapshot, SizeIs(1));
+  for (const Update* update : {updates[0].get(), snapshot[0].get()}) {
+    EXPECT_GE(update->publish_time_us(), static_cast<uint64_t>(before));
+    EXPECT_LE(update->publish_time_us(), static_cast<uint64_t>(after));
+  }
+}
+
 TEST_F(UpdatePublisherTest, EmptySubscriberGetsASnapshot) {
   Start();
   for (int i = 0; i < 4; ++i) ChangeAndPublish();
