@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -94,10 +96,13 @@ absl::StatusOr<StartedServer> StartGrpcServer(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", listen, ": the address is in use"));
   }
+  if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   StartedServer started;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(),
-                           &started.port);
+  builder.AddListeningPort(
+      listen,
+      options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
+      &started.port);
   // Without this, a second process could bind the same port and steal half
   // the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

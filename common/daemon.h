@@ -37,6 +37,14 @@ struct GrpcServerOptions {
   // The largest request message; gRPC answers a larger one with
   // RESOURCE_EXHAUSTED before it is parsed.
   int max_receive_message_bytes = 64 << 20;
+  // How the port is secured (common/transport_security.h); null serves
+  // plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Server reflection (grpc.reflection.v1alpha), so that grpcurl and
+  // grpc_cli can list and call the services without their .proto files.
+  // gRPC turns it on for the whole process: once a server has it, every
+  // server built later has it too.
+  bool reflection = true;
 };
 
 // Keepalive, as every contrail server runs it. It accepts HTTP/2 pings from

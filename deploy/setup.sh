@@ -7,7 +7,7 @@ PACKAGES=(
   bazel-bootstrap bazel-rules-java
   g++ libtorch-dev
   clang-14 libclang-rt-14-dev pkg-config
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
