@@ -122,6 +122,14 @@ absl::StatusOr<StartedServer> StartGrpcServer(
   return started;
 }
 
+absl::StatusOr<StartedServer> StartHealthServer(const std::string& listen,
+                                                grpc::Service* health) {
+  GrpcServerOptions options;
+  options.reflection = false;
+  options.max_receive_message_bytes = 64 << 10;
+  return StartGrpcServer(listen, {health}, options);
+}
+
 absl::Status WritePortFile(const std::string& path, int port) {
   if (path.empty()) return absl::OkStatus();
   const std::string temporary = path + ".tmp";

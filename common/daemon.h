@@ -68,6 +68,11 @@ absl::StatusOr<StartedServer> StartGrpcServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,
     const GrpcServerOptions& options = GrpcServerOptions());
 
+// A plaintext server on `listen` with only `health` (a grpc.health.v1
+// service) on it, without reflection: what --health_listen serves.
+absl::StatusOr<StartedServer> StartHealthServer(const std::string& listen,
+                                                grpc::Service* health);
+
 // Writes `port` and a newline to `path` atomically (write, then rename), so
 // that a reader never sees a partial file. No-op for an empty path.
 absl::Status WritePortFile(const std::string& path, int port);

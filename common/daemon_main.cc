@@ -14,6 +14,14 @@ ABSL_FLAG(std::string, port_file, "",
           "if set, write the bound port to this file once listening");
 ABSL_FLAG(int32_t, threads, 0,
           "LibTorch intra-op threads; 0 keeps LibTorch's default");
+ABSL_FLAG(std::string, tokens_file, "",
+          "file of bearer tokens with roles, one per line: <token> <name> "
+          "<role>[,<role>...] (roles: subscribe, ingest, predict, status, all); every "
+          "RPC must then carry a token with its role (empty: no tokens, every caller "
+          "may do everything)");
+ABSL_FLAG(bool, insecure, false,
+          "allow serving plaintext on a non-loopback --listen (without it, a daemon "
+          "bound beyond loopback requires --tls_cert, --tls_key and --tls_ca)");
 
 namespace contrail {
 

@@ -1,5 +1,6 @@
 // What the main() of every contrail daemon shares: the flags every daemon
-// has (--port_file, --threads), start-up (flag parsing, signal blocking, log
+// has (--port_file, --threads, --tokens_file, --insecure; the TLS flags
+// are in common/tls_flags.h), start-up (flag parsing, signal blocking, log
 // format) and the one way a daemon gives up at start-up.
 //
 // Each daemon keeps its own --listen (the defaults differ) and its own
@@ -23,6 +24,8 @@
 
 ABSL_DECLARE_FLAG(std::string, port_file);
 ABSL_DECLARE_FLAG(int32_t, threads);
+ABSL_DECLARE_FLAG(std::string, tokens_file);
+ABSL_DECLARE_FLAG(bool, insecure);
 
 namespace contrail {
 

@@ -11,7 +11,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
-  python3 python3-torch python3-numpy python3-grpcio python3-protobuf gnuplot-nox gzip
+  python3 python3-torch python3-numpy python3-grpcio python3-protobuf python3-yaml gnuplot-nox gzip
   nats-server libnats-dev
   openssl prometheus prometheus-cpp-dev libcpp-httplib-dev chromium
 )

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <string>
@@ -26,8 +27,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/access_policy.h"
 #include "common/idx_reader.h"
 #include "common/jetstream_publisher.h"
+#include "common/tls_flags.h"
+#include "common/transport_security.h"
 #include "proto/contrail.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50052",
@@ -54,11 +58,34 @@ ABSL_FLAG(double, wait_s, 0,
           "compare: first wait up to this many seconds for the trainer to "
           "finish its stream and the server to reach its version");
 ABSL_FLAG(double, timeout_s, 10, "deadline of each RPC, in seconds");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the bearer token to send (one with the role the command needs "
+          "in the daemon's --tokens_file: status, predict or ingest; compare needs "
+          "status on both); empty sends none");
 
 namespace {
 
+// Ends contrailctl with `status`'s message and exit status 2: bad flags.
+[[noreturn]] void FailFlags(const absl::Status& status) {
+  std::fprintf(stderr, "contrailctl: %s
+", std::string(status.message()).c_str());
+  std::exit(2);
+}
+
+// The token of --token_file, read once; "" without one.
+const std::string& Token() {
+  static const std::string* const token = [] {
+    absl::StatusOr<std::string> read =
+        contrail::ReadTokenFile("token_file", absl::GetFlag(FLAGS_token_file));
+    if (!read.ok()) FailFlags(read.status());
+    return new std::string(*std::move(read));
+  }();
+  return *token;
+}
+
 std::unique_ptr<grpc::ClientContext> NewContext() {
   auto context = std::make_unique<grpc::ClientContext>();
+  contrail::AttachBearerToken(Token(), context.get());
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(
                             absl::GetFlag(FLAGS_timeout_s) * 1000)));
@@ -68,8 +95,10 @@ std::unique_ptr<grpc::ClientContext> NewContext() {
 std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   arguments);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      contrail::MakeChannelCredentials(contrail::TlsFlags());
+  if (!credentials.ok()) FailFlags(credentials.status());
+  return grpc::CreateCustomChannel(target, *credentials, arguments);
 }
 
 int RpcFailed(const std::string& what, const std::string& target,
@@ -337,6 +366,7 @@ int Ingest() {
   }
   auto stub = contrail::IngestService::NewStub(Connect(target));
   grpc::ClientContext context;  // no deadline: a stream lasts as long as it takes
+  contrail::AttachBearerToken(Token(), &context);
   contrail::IngestSummary summary;
   std::unique_ptr<grpc::ClientWriter<contrail::Example>> writer =
       stub->Ingest(&context, &summary);
@@ -401,7 +431,9 @@ int main(int argc, char** argv) {
       "  contrailctl compare --trainer=host:port --server=host:port [--wait_s=S]\n"
       "  contrailctl ingest  --target=host:port [--data_dir=DIR] [--split=train]\n"
       "                      [--offset=N] [--count=N] [--rate=R] [--bad_every=K]\n"
-      "  contrailctl ingest  --nats=nats://HOST:PORT/STREAM/SUBJECT [the same flags]");
+      "  contrailctl ingest  --nats=nats://HOST:PORT/STREAM/SUBJECT [the same flags]\n"
+      "Against daemons with TLS or tokens add --tls_ca=CA.pem (and --tls_cert, --tls_key\n"
+      "for a trainer, which requires a client certificate) and --token_file=FILE.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() == 2 ? args[1] : "";
   if (command == "status") return Status();

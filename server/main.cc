@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "common/daemon_main.h"
 #include "common/model.h"
+#include "common/tls_flags.h"
 #include "server/server_daemon.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
@@ -29,9 +30,16 @@ ABSL_FLAG(double, save_every_s, 5,
           "when its version moved; once more at shutdown)");
 ABSL_FLAG(double, keepalive_s, 2,
           "seconds between pings to the trainer while subscribed (>= 1)");
+ABSL_FLAG(std::string, trainer_token_file, "",
+          "file holding the bearer token sent to the trainer (one with the subscribe "
+          "role in the trainer's --tokens_file); empty sends none");
 ABSL_FLAG(double, keepalive_timeout_s, 2,
           "seconds a ping to the trainer may go unanswered before the link "
           "counts as dead and the server reconnects");
+
+ABSL_FLAG(std::string, health_listen, "",
+          "host:port of a plaintext port serving only grpc.health.v1, for probes "
+          "without TLS (Kubernetes' gRPC probes); empty: none");
 
 namespace {
 constexpr char kProgram[] = "server";
@@ -56,6 +64,11 @@ int main(int argc, char** argv) {
   options.save_every = absl::Seconds(absl::GetFlag(FLAGS_save_every_s));
   options.keepalive.interval = absl::Seconds(absl::GetFlag(FLAGS_keepalive_s));
   options.keepalive.timeout = absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_s));
+  options.tls = contrail::TlsFlags();
+  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  options.trainer_token_file = absl::GetFlag(FLAGS_trainer_token_file);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
   absl::StatusOr<std::unique_ptr<contrail::ServerDaemon>> daemon =
       contrail::ServerDaemon::Create(options);
   if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());

@@ -4,9 +4,12 @@
 
 namespace contrail {
 
-grpc::Status PredictionServiceImpl::Predict(grpc::ServerContext*,
+grpc::Status PredictionServiceImpl::Predict(grpc::ServerContext* context,
                                             const PredictRequest* request,
                                             PredictResponse* response) {
+  if (grpc::Status allowed = access_->Check(*context, Role::kPredict); !allowed.ok()) {
+    return allowed;
+  }
   if (!request->has_inputs()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "PredictRequest.inputs is missing");

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/access_policy.h"
 #include "proto/contrail.grpc.pb.h"
 #include "server/live_model.h"
 
@@ -13,8 +14,11 @@ namespace contrail {
 
 class PredictionServiceImpl final : public PredictionService::Service {
  public:
-  // `live` must outlive the service.
-  explicit PredictionServiceImpl(LiveModel* live) : live_(live) {}
+  // `live` and `access` must outlive the service. Callers without the
+  // predict role under `access` are refused.
+  explicit PredictionServiceImpl(LiveModel* live,
+                                 const AccessPolicy* access = &AccessPolicy::Open())
+      : live_(live), access_(access) {}
 
   grpc::Status Predict(grpc::ServerContext* context,
                        const PredictRequest* request,
@@ -25,6 +29,7 @@ class PredictionServiceImpl final : public PredictionService::Service {
 
  private:
   LiveModel* const live_;
+  const AccessPolicy* const access_;
   std::atomic<uint64_t> predictions_{0};
 };
 

@@ -40,6 +40,24 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
         "limit of ", kMaxMessageBytes, " bytes"));
   }
   CONTRAIL_RETURN_IF_ERROR(UpdateSubscriber::CheckKeepalive(options.keepalive));
+  CONTRAIL_RETURN_IF_ERROR(
+      CheckExposure("listen", options.listen, options.tls.enabled(), options.insecure));
+  if (!options.health_listen.empty()) {
+    CONTRAIL_RETURN_IF_ERROR(CheckListenAddress(options.health_listen));
+  }
+  CONTRAIL_ASSIGN_OR_RETURN(
+      std::shared_ptr<grpc::ServerCredentials> credentials,
+      MakeServerCredentials(options.tls, options.tls.ca_file.empty()
+                                             ? ClientCertificates::kNotRequested
+                                             : ClientCertificates::kVerifyIfPresent));
+  CONTRAIL_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> trainer_credentials,
+                            MakeChannelCredentials(options.tls));
+  std::unique_ptr<AccessPolicy> tokens;
+  if (!options.tokens_file.empty()) {
+    CONTRAIL_ASSIGN_OR_RETURN(tokens, AccessPolicy::FromFile(options.tokens_file));
+  }
+  CONTRAIL_ASSIGN_OR_RETURN(const std::string trainer_token,
+                            ReadTokenFile("trainer_token_file", options.trainer_token_file));
   LiveModel::Options live_options;
   live_options.max_batch = options.max_batch;
   live_options.clock = options.clock;
@@ -68,13 +86,16 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
       options.name.empty() ? absl::StrCat("server@", options.listen) : options.name;
   subscriber_options.backoff = options.backoff;
   subscriber_options.clock = options.clock;
+  subscriber_options.token = trainer_token;
   CONTRAIL_ASSIGN_OR_RETURN(
       std::unique_ptr<UpdateSubscriber> subscriber,
-      UpdateSubscriber::Create(
-          subscriber_options,
-          UpdateSubscriber::MakeChannel(options.trainer, options.keepalive), live.get()));
-  return std::unique_ptr<ServerDaemon>(new ServerDaemon(
-      options, std::move(live), std::move(subscriber), std::move(store), std::move(saver)));
+      UpdateSubscriber::Create(subscriber_options,
+                               UpdateSubscriber::MakeChannel(options.trainer, options.keepalive,
+                                                             trainer_credentials),
+                               live.get()));
+  return std::unique_ptr<ServerDaemon>(
+      new ServerDaemon(options, std::move(live), std::move(subscriber), std::move(store),
+                       std::move(saver), std::move(tokens), std::move(credentials)));
 }
 
 int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
@@ -84,14 +105,25 @@ int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
 ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
                            std::unique_ptr<UpdateSubscriber> subscriber,
                            std::unique_ptr<ServedModelStore> store,
-                           std::unique_ptr<ServedModelSaver> saver)
+                           std::unique_ptr<ServedModelSaver> saver,
+                           std::unique_ptr<AccessPolicy> tokens,
+                           std::shared_ptr<grpc::ServerCredentials> credentials)
     : options_(options),
       live_(std::move(live)),
       subscriber_(std::move(subscriber)),
       store_(std::move(store)),
       saver_(std::move(saver)),
-      prediction_service_(live_.get()),
-      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get()) {}
+      tokens_(std::move(tokens)),
+      credentials_(std::move(credentials)),
+      prediction_service_(live_.get(), access()),
+      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get(),
+                      access()),
+      health_service_([live = live_.get()] { return live->Current() != nullptr; },
+                      {PredictionService::service_full_name(),
+                       StatusService::service_full_name()}),
+      health_probe_service_([live = live_.get()] { return live->Current() != nullptr; },
+                            {PredictionService::service_full_name(),
+                             StatusService::service_full_name()}) {}
 
 ServerDaemon::~ServerDaemon() { Shutdown(); }
 
@@ -104,14 +136,29 @@ absl::Status ServerDaemon::Start() {
   GrpcServerOptions server_options;
   server_options.max_receive_message_bytes =
       static_cast<int>(MaxPredictRequestBytes(options_));
+  server_options.credentials = credentials_;
   absl::StatusOr<StartedServer> server = StartGrpcServer(
-      options_.listen, {&prediction_service_, &status_service_}, server_options);
+      options_.listen, {&prediction_service_, &status_service_, &health_service_},
+      server_options);
   if (!server.ok()) return server.status();
+  if (!options_.health_listen.empty()) {
+    absl::StatusOr<StartedServer> health =
+        StartHealthServer(options_.health_listen, &health_probe_service_);
+    if (!health.ok()) {
+      server->server->Shutdown();
+      return health.status();
+    }
+    health_server_ = std::move(health->server);
+    spdlog::info("health checks (plaintext) on {} port {}", options_.health_listen, health->port);
+  }
   server_ = std::move(server->server);
   port_ = server->port;
   started_ = true;
-  spdlog::info("listening on port {}, following the trainer at {}", port_,
-               options_.trainer);
+  spdlog::info("listening on port {} ({}; {}), following the trainer at {}{}", port_,
+               options_.tls.enabled() ? "TLS" : "plaintext",
+               tokens_ != nullptr ? absl::StrCat(tokens_->size(), " bearer tokens")
+                                  : std::string("no tokens"),
+               options_.trainer, options_.tls.enabled() ? " over mutual TLS" : "");
   subscriber_->Start();
   if (saver_ != nullptr) saver_->Start();
   return absl::OkStatus();
@@ -128,6 +175,9 @@ void ServerDaemon::Shutdown() {
   shut_down_ = true;
   if (!started_) return;
   subscriber_->Stop();
+  health_service_.Shutdown();
+  health_probe_service_.Shutdown();
+  if (health_server_ != nullptr) health_server_->Shutdown();
   // The last version applied is on disk before the port closes.
   if (saver_ != nullptr) saver_->Stop();
   server_->Shutdown(std::chrono::system_clock::now() +

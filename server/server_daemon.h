@@ -28,7 +28,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/access_policy.h"
 #include "common/clock.h"
+#include "common/health_service.h"
+#include "common/transport_security.h"
 #include "server/backoff.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
@@ -71,6 +74,24 @@ class ServerDaemon {
     Clock* clock = Clock::Real();
     // How long Shutdown() lets RPCs in flight finish before cancelling them.
     absl::Duration shutdown_grace = absl::Seconds(2);
+    // TLS, both ways: the port serves TLS with tls.cert_file and key_file
+    // (client certificates are verified when shown), and the link to the
+    // trainer verifies it against tls.ca_file and shows the same
+    // certificate. Plaintext when not enabled().
+    TlsOptions tls;
+    // Bearer tokens and their roles for this server's port
+    // (common/access_policy.h); empty lets every caller do everything.
+    std::string tokens_file;
+    // A file holding the token this server sends the trainer (with the
+    // subscribe role there); empty sends none.
+    std::string trainer_token_file;
+    // Serve plaintext beyond loopback (common/transport_security.h).
+    bool insecure = false;
+    // host:port of a second, plaintext port that serves only
+    // grpc.health.v1, for probes that speak no TLS (Kubernetes' gRPC
+    // probes); it tells nothing but the serving status, so it may listen
+    // beyond loopback. Empty: none.
+    std::string health_listen;
   };
 
   // Checks `options` (INVALID_ARGUMENT naming the field, which is also the
@@ -105,7 +126,12 @@ class ServerDaemon {
   ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
                std::unique_ptr<UpdateSubscriber> subscriber,
                std::unique_ptr<ServedModelStore> store,
-               std::unique_ptr<ServedModelSaver> saver);
+               std::unique_ptr<ServedModelSaver> saver, std::unique_ptr<AccessPolicy> tokens,
+               std::shared_ptr<grpc::ServerCredentials> credentials);
+
+  const AccessPolicy* access() const {
+    return tokens_ != nullptr ? tokens_.get() : &AccessPolicy::Open();
+  }
 
   // Constant after construction. Declared in dependency order: the
   // services and the subscriber point into live_.
@@ -115,13 +141,20 @@ class ServerDaemon {
   // Null without a state directory.
   const std::unique_ptr<ServedModelStore> store_;
   const std::unique_ptr<ServedModelSaver> saver_;
+  // Who may call what; AccessPolicy::Open() without a tokens file.
+  const std::unique_ptr<AccessPolicy> tokens_;
+  const std::shared_ptr<grpc::ServerCredentials> credentials_;
   PredictionServiceImpl prediction_service_;
   ServerStatusServiceImpl status_service_;
+  // SERVING while a model is held; the second serves health_listen.
+  HealthServiceImpl health_service_;
+  HealthServiceImpl health_probe_service_;
 
   // Protects the lifecycle: held through Start() and Shutdown(), so that
   // they never interleave.
   mutable absl::Mutex mu_;
   std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<grpc::Server> health_server_ ABSL_GUARDED_BY(mu_);
   int port_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -4,9 +4,12 @@
 
 namespace contrail {
 
-grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext*,
+grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext* context,
                                                 const StatusRequest*,
                                                 StatusResponse* response) {
+  if (grpc::Status allowed = access_->Check(*context, Role::kStatus); !allowed.ok()) {
+    return allowed;
+  }
   response->set_role("server");
   std::shared_ptr<const LiveModel::Version> served = live_->Current();
   const bool connected = subscriber_->connected();

@@ -4,6 +4,7 @@
 #ifndef CONTRAIL_SERVER_SERVER_STATUS_SERVICE_IMPL_H_
 #define CONTRAIL_SERVER_SERVER_STATUS_SERVICE_IMPL_H_
 
+#include "common/access_policy.h"
 #include "proto/contrail.grpc.pb.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
@@ -15,12 +16,18 @@ namespace contrail {
 class ServerStatusServiceImpl final : public StatusService::Service {
  public:
   // All must outlive the service; `saver` is null for a server without a
-  // state directory.
+  // state directory. Callers without the status role under `access` are
+  // refused.
   ServerStatusServiceImpl(const LiveModel* live,
                           const UpdateSubscriber* subscriber,
                           const PredictionServiceImpl* predictions,
-                          const ServedModelSaver* saver = nullptr)
-      : live_(live), subscriber_(subscriber), predictions_(predictions), saver_(saver) {}
+                          const ServedModelSaver* saver = nullptr,
+                          const AccessPolicy* access = &AccessPolicy::Open())
+      : live_(live),
+        subscriber_(subscriber),
+        predictions_(predictions),
+        saver_(saver),
+        access_(access) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
                          const StatusRequest* request,
@@ -31,6 +38,7 @@ class ServerStatusServiceImpl final : public StatusService::Service {
   const UpdateSubscriber* const subscriber_;
   const PredictionServiceImpl* const predictions_;
   const ServedModelSaver* const saver_;
+  const AccessPolicy* const access_;
 };
 
 }  // namespace contrail

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/access_policy.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -27,8 +28,9 @@ std::shared_ptr<grpc::Channel> UpdateSubscriber::MakeChannel(const std::string& 
   return MakeChannel(trainer, Keepalive());
 }
 
-std::shared_ptr<grpc::Channel> UpdateSubscriber::MakeChannel(const std::string& trainer,
-                                                             const Keepalive& keepalive) {
+std::shared_ptr<grpc::Channel> UpdateSubscriber::MakeChannel(
+    const std::string& trainer, const Keepalive& keepalive,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments arguments;
   // Snapshots of large models exceed gRPC's 4 MiB default.
   arguments.SetMaxReceiveMessageSize(-1);
@@ -44,8 +46,9 @@ std::shared_ptr<grpc::Channel> UpdateSubscriber::MakeChannel(const std::string& 
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  return grpc::CreateCustomChannel(trainer, grpc::InsecureChannelCredentials(),
-                                   arguments);
+  return grpc::CreateCustomChannel(
+      trainer, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(),
+      arguments);
 }
 
 absl::StatusOr<std::unique_ptr<UpdateSubscriber>> UpdateSubscriber::Create(
@@ -114,6 +117,7 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     if (stop_.HasBeenNotified()) return {};
     context_ = &context;
   }
+  AttachBearerToken(options_.token, &context);
   const absl::Time started = options_.clock->Now();
   SubscribeRequest request;
   request.set_subscriber(options_.name);

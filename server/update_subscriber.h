@@ -64,6 +64,9 @@ class UpdateSubscriber {
     std::string trainer = "127.0.0.1:50051";
     // How this server names itself in the trainer's logs.
     std::string name = "server";
+    // The bearer token sent with each subscription (a token with the
+    // subscribe role: common/access_policy.h); empty sends none.
+    std::string token;
     // Waits before each resubscription.
     Backoff::Options backoff;
     // The clock the waits run on; must outlive the subscriber.
@@ -86,9 +89,11 @@ class UpdateSubscriber {
   // A channel to `trainer` ("host:port") fit for update streams: no limit
   // on the size of a received snapshot, `keepalive` pings (unlimited in
   // number while the trainer has nothing to send), and gRPC's own
-  // reconnect backoff kept within the subscriber's defaults.
-  static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& trainer,
-                                                    const Keepalive& keepalive);
+  // reconnect backoff kept within the subscriber's defaults. Secured by
+  // `credentials` (common/transport_security.h); null is plaintext.
+  static std::shared_ptr<grpc::Channel> MakeChannel(
+      const std::string& trainer, const Keepalive& keepalive,
+      std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   // The same with the default Keepalive.
   static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& trainer);
 

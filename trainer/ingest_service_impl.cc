@@ -14,6 +14,9 @@ namespace contrail {
 grpc::Status IngestServiceImpl::Ingest(grpc::ServerContext* context,
                                        grpc::ServerReader<Example>* reader,
                                        IngestSummary* summary) {
+  if (grpc::Status allowed = access_->Check(*context, Role::kIngest); !allowed.ok()) {
+    return allowed;
+  }
   if (queue_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("this trainer reads its examples from ", source_,

@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "common/access_policy.h"
 #include "proto/contrail.grpc.pb.h"
 #include "trainer/ingest_queue.h"
 
@@ -19,9 +20,11 @@ class IngestServiceImpl final : public IngestService::Service {
  public:
   // `queue` must outlive the service; null when the trainer reads another
   // source (`source` names it), so that every call fails with
-  // FAILED_PRECONDITION.
-  IngestServiceImpl(IngestQueue* queue, std::string source)
-      : queue_(queue), source_(std::move(source)) {}
+  // FAILED_PRECONDITION. Callers without the ingest role under `access`
+  // (which must outlive the service) are refused.
+  IngestServiceImpl(IngestQueue* queue, std::string source,
+                    const AccessPolicy* access = &AccessPolicy::Open())
+      : queue_(queue), source_(std::move(source)), access_(access) {}
 
   grpc::Status Ingest(grpc::ServerContext* context, grpc::ServerReader<Example>* reader,
                       IngestSummary* summary) override;
@@ -29,6 +32,7 @@ class IngestServiceImpl final : public IngestService::Service {
  private:
   IngestQueue* const queue_;
   const std::string source_;
+  const AccessPolicy* const access_;
 };
 
 }  // namespace contrail

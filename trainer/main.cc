@@ -10,6 +10,7 @@
 #include "common/daemon_main.h"
 #include "common/idx_reader.h"
 #include "common/model.h"
+#include "common/tls_flags.h"
 #include "trainer/trainer_daemon.h"
 #include "trainer/trainer_flags.h"
 
@@ -39,6 +40,10 @@ ABSL_FLAG(int64_t, ingest_queue, 10000,
           "--source=ingest: accepted examples that may wait for training; "
           "producers are held back (gRPC flow control) while the queue is full");
 
+ABSL_FLAG(std::string, health_listen, "",
+          "host:port of a plaintext port serving only grpc.health.v1, for probes "
+          "without TLS (Kubernetes' gRPC probes); empty: none");
+
 namespace {
 constexpr char kProgram[] = "trainer";
 }  // namespace
@@ -62,6 +67,10 @@ int main(int argc, char** argv) {
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.max_subscribers = absl::GetFlag(FLAGS_max_subscribers);
   options.checkpoint_every = absl::Seconds(absl::GetFlag(FLAGS_checkpoint_every_s));
+  options.tls = contrail::TlsFlags();
+  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
   absl::StatusOr<contrail::TrainingConfig> training = contrail::TrainingConfigFromFlags();
   if (!training.ok()) contrail::Fail(kProgram, training.status());
   options.training = *std::move(training);

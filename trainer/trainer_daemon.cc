@@ -54,6 +54,17 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("--ingest_queue must be >= 1, got ", options.ingest_queue));
   }
+  CONTRAIL_RETURN_IF_ERROR(
+      CheckExposure("listen", options.listen, options.tls.enabled(), options.insecure));
+  if (!options.health_listen.empty()) {
+    CONTRAIL_RETURN_IF_ERROR(CheckListenAddress(options.health_listen));
+  }
+  CONTRAIL_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                            MakeServerCredentials(options.tls, ClientCertificates::kRequired));
+  std::unique_ptr<AccessPolicy> tokens;
+  if (!options.tokens_file.empty()) {
+    CONTRAIL_ASSIGN_OR_RETURN(tokens, AccessPolicy::FromFile(options.tokens_file));
+  }
   TrainingConfig training = options.training;
   // A live stream has no end of its own: the trainer follows it until stopped.
   if (!training.has_stream_examples() && !replay) training.set_stream_examples(0);
@@ -112,6 +123,9 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
 
   const ModelSpec spec = (*model)->spec();
   std::unique_ptr<TrainerDaemon> daemon(new TrainerDaemon(options, plan));
+  daemon->credentials_ = std::move(credentials);
+  daemon->tokens_ = std::move(tokens);
+  if (daemon->tokens_ != nullptr) daemon->access_ = daemon->tokens_.get();
   std::unique_ptr<ExampleSource> source;
   if (replay) {
     spdlog::info("reading training data from {}", options.data_dir);
@@ -134,7 +148,7 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
     source = std::move(queue);
   }
   daemon->ingest_service_ =
-      std::make_unique<IngestServiceImpl>(daemon->ingest_queue_, options.source);
+      std::make_unique<IngestServiceImpl>(daemon->ingest_queue_, options.source, daemon->access_);
   UpdatePublisher::Options publisher_options = plan.publisher;
   publisher_options.torchscript_module = (*model)->torchscript_module();
   StreamTrainer::Options trainer_options = plan.trainer;
@@ -169,10 +183,17 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
       StreamTrainer::Create(trainer_options, std::move(source), *std::move(model),
                             std::move(mirror), daemon->publisher_.get()));
   if (resume.has_value()) CONTRAIL_RETURN_IF_ERROR(daemon->trainer_->Resume(*resume));
-  daemon->update_service_ = std::make_unique<UpdateServiceImpl>(daemon->publisher_.get(),
-                                                                options.max_subscribers);
+  daemon->update_service_ = std::make_unique<UpdateServiceImpl>(
+      daemon->publisher_.get(), options.max_subscribers, daemon->access_);
   daemon->status_service_ = std::make_unique<TrainerStatusServiceImpl>(
-      daemon->trainer_.get(), daemon->publisher_.get(), daemon->update_service_.get());
+      daemon->trainer_.get(), daemon->publisher_.get(), daemon->update_service_.get(),
+      daemon->access_);
+  const std::vector<std::string> services = {UpdateService::service_full_name(),
+                                             StatusService::service_full_name(),
+                                             IngestService::service_full_name()};
+  daemon->health_service_ = std::make_unique<HealthServiceImpl>([] { return true; }, services);
+  daemon->health_probe_service_ =
+      std::make_unique<HealthServiceImpl>([] { return true; }, services);
   return daemon;
 }
 
@@ -182,12 +203,27 @@ TrainerDaemon::TrainerDaemon(Options options, TrainingPlan plan)
 TrainerDaemon::~TrainerDaemon() { Shutdown(); }
 
 absl::Status TrainerDaemon::Start() {
+  GrpcServerOptions server_options;
+  server_options.credentials = credentials_;
   CONTRAIL_ASSIGN_OR_RETURN(
       StartedServer started,
-      StartGrpcServer(options_.listen, {update_service_.get(), status_service_.get(),
-                                        ingest_service_.get()}));
+      StartGrpcServer(options_.listen,
+                      {update_service_.get(), status_service_.get(), ingest_service_.get(),
+                       health_service_.get()},
+                      server_options));
   server_ = std::move(started.server);
   port_ = started.port;
+  if (!options_.health_listen.empty()) {
+    CONTRAIL_ASSIGN_OR_RETURN(StartedServer health,
+                              StartHealthServer(options_.health_listen, health_probe_service_.get()));
+    health_server_ = std::move(health.server);
+    spdlog::info("health checks (plaintext) on {} port {}", options_.health_listen, health.port);
+  }
+  spdlog::info("port {}: {}; {}", port_,
+               options_.tls.enabled() ? "mutual TLS" : "plaintext",
+               tokens_ != nullptr ? absl::StrCat(tokens_->size(), " bearer tokens from ",
+                                                 options_.tokens_file)
+                                  : std::string("no tokens: every caller may do everything"));
   const TrainingConfig& config = plan_.config;
   spdlog::info(
       "listening on port {}: source {}, model {} ({} parameters), {} t={} b={} {} lr={} "
@@ -211,6 +247,9 @@ void TrainerDaemon::Shutdown() {
     ingest_queue_->Close(absl::UnavailableError("the trainer is shutting down"));
   }
   publisher_->Close();
+  if (health_service_ != nullptr) health_service_->Shutdown();
+  if (health_probe_service_ != nullptr) health_probe_service_->Shutdown();
+  if (health_server_ != nullptr) health_server_->Shutdown();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }

@@ -19,7 +19,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/access_policy.h"
+#include "common/health_service.h"
 #include "common/idx_reader.h"
+#include "common/transport_security.h"
 #include "proto/experiment.pb.h"
 #include "trainer/stream_trainer.h"
 #include "trainer/checkpoint_store.h"
@@ -59,6 +62,20 @@ class TrainerDaemon {
     uint64_t max_subscribers = 256;
     // How to train and deploy; unset fields take their defaults.
     TrainingConfig training;
+    // TLS on the port, mutual: every client (servers, producers,
+    // contrailctl) shows a certificate that tls.ca_file verifies, since the
+    // port carries the update channel. Plaintext when not enabled().
+    TlsOptions tls;
+    // Bearer tokens and their roles (common/access_policy.h); empty lets
+    // every caller do everything.
+    std::string tokens_file;
+    // Serve plaintext beyond loopback (common/transport_security.h).
+    bool insecure = false;
+    // host:port of a second, plaintext port that serves only
+    // grpc.health.v1, for probes that speak no TLS (Kubernetes' gRPC
+    // probes); it tells nothing but the serving status, so it may listen
+    // beyond loopback. Empty: none.
+    std::string health_listen;
   };
 
   // INVALID_ARGUMENT for a bad config (naming the field), NOT_FOUND or
@@ -101,6 +118,14 @@ class TrainerDaemon {
   std::unique_ptr<IngestServiceImpl> ingest_service_;
   std::unique_ptr<UpdateServiceImpl> update_service_;
   std::unique_ptr<TrainerStatusServiceImpl> status_service_;
+  // Who may call what; AccessPolicy::Open() without a tokens file.
+  std::unique_ptr<AccessPolicy> tokens_;
+  const AccessPolicy* access_ = &AccessPolicy::Open();
+  std::shared_ptr<grpc::ServerCredentials> credentials_;
+  // SERVING while listening; the second serves --health_listen.
+  std::unique_ptr<HealthServiceImpl> health_service_;
+  std::unique_ptr<HealthServiceImpl> health_probe_service_;
+  std::unique_ptr<grpc::Server> health_server_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

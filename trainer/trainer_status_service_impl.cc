@@ -4,9 +4,12 @@
 
 namespace contrail {
 
-grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext*,
+grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext* context,
                                                  const StatusRequest*,
                                                  StatusResponse* response) {
+  if (grpc::Status allowed = access_->Check(*context, Role::kStatus); !allowed.ok()) {
+    return allowed;
+  }
   const SourceCounters source = trainer_->source_counters();
   const StreamTrainer::Stats stats = trainer_->stats();
   response->set_role("trainer");

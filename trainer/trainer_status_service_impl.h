@@ -3,6 +3,7 @@
 #ifndef CONTRAIL_TRAINER_TRAINER_STATUS_SERVICE_IMPL_H_
 #define CONTRAIL_TRAINER_TRAINER_STATUS_SERVICE_IMPL_H_
 
+#include "common/access_policy.h"
 #include "proto/contrail.grpc.pb.h"
 #include "trainer/stream_trainer.h"
 #include "trainer/update_publisher.h"
@@ -12,11 +13,13 @@ namespace contrail {
 
 class TrainerStatusServiceImpl final : public StatusService::Service {
  public:
-  // All three must outlive the service.
+  // All must outlive the service. Callers without the status role under
+  // `access` are refused.
   TrainerStatusServiceImpl(const StreamTrainer* trainer,
                            const UpdatePublisher* publisher,
-                           const UpdateServiceImpl* updates)
-      : trainer_(trainer), publisher_(publisher), updates_(updates) {}
+                           const UpdateServiceImpl* updates,
+                           const AccessPolicy* access = &AccessPolicy::Open())
+      : trainer_(trainer), publisher_(publisher), updates_(updates), access_(access) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
                          const StatusRequest* request,
@@ -26,6 +29,7 @@ class TrainerStatusServiceImpl final : public StatusService::Service {
   const StreamTrainer* const trainer_;
   const UpdatePublisher* const publisher_;
   const UpdateServiceImpl* const updates_;
+  const AccessPolicy* const access_;
 };
 
 }  // namespace contrail

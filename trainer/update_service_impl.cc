@@ -18,6 +18,9 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(200);
 grpc::Status UpdateServiceImpl::SubscribeUpdates(
     grpc::ServerContext* context, const SubscribeRequest* request,
     grpc::ServerWriter<Update>* writer) {
+  if (grpc::Status allowed = access_->Check(*context, Role::kSubscribe); !allowed.ok()) {
+    return allowed;
+  }
   const std::string who =
       request->subscriber().empty() ? context->peer() : request->subscriber();
   if (++subscribers_ > max_subscribers_) {

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/access_policy.h"
 #include "proto/contrail.grpc.pb.h"
 #include "trainer/update_publisher.h"
 
@@ -23,10 +24,12 @@ class UpdateServiceImpl final : public UpdateService::Service {
   // instead of pinning the updates it has not yet been sent.
   static constexpr size_t kMaxBatch = 64;
 
-  // `publisher` must outlive the service. More than `max_subscribers`
-  // streams at once are refused with RESOURCE_EXHAUSTED.
-  explicit UpdateServiceImpl(UpdatePublisher* publisher, uint64_t max_subscribers = 256)
-      : publisher_(publisher), max_subscribers_(max_subscribers) {}
+  // `publisher` and `access` must outlive the service. More than
+  // `max_subscribers` streams at once are refused with RESOURCE_EXHAUSTED;
+  // callers without the subscribe role under `access` are refused.
+  explicit UpdateServiceImpl(UpdatePublisher* publisher, uint64_t max_subscribers = 256,
+                             const AccessPolicy* access = &AccessPolicy::Open())
+      : publisher_(publisher), max_subscribers_(max_subscribers), access_(access) {}
 
   grpc::Status SubscribeUpdates(grpc::ServerContext* context,
                                 const SubscribeRequest* request,
@@ -38,6 +41,7 @@ class UpdateServiceImpl final : public UpdateService::Service {
  private:
   UpdatePublisher* const publisher_;
   const uint64_t max_subscribers_;
+  const AccessPolicy* const access_;
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> subscribers_{0};
 };

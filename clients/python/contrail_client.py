@@ -178,7 +178,9 @@ class _Client:
     """A channel to one daemon and the StatusService every daemon has."""
 
     def __init__(self, target: str, timeout_s: float,
-                 options: Optional[Sequence[Tuple[str, Any]]]):
+                 options: Optional[Sequence[Tuple[str, Any]]],
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 token: Optional[str] = None):
         # Batches and models can be large: no limit on message sizes.
         channel_options = [
             ("grpc.max_send_message_length", -1),
@@ -187,7 +189,11 @@ class _Client:
         channel_options.extend(options or [])
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(target, options=channel_options)
+        if credentials is not None:
+            self._channel = grpc.secure_channel(target, credentials, options=channel_options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=channel_options)
+        self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self._status_stub = contrail_pb2_grpc.StatusServiceStub(self._channel)
 
     def close(self) -> None:
@@ -202,7 +208,7 @@ class _Client:
     def _call(self, method: str, rpc: Callable, request: Any,
               timeout_s: Optional[float], **kwargs) -> Any:
         try:
-            return rpc(request, timeout=timeout_s, **kwargs)
+            return rpc(request, timeout=timeout_s, metadata=self._metadata, **kwargs)
         except grpc.RpcError as error:
             raise ContrailError(method, error.code(), error.details()) from None
 
@@ -244,10 +250,16 @@ class TrainerClient(_Client):
     """Client of a trainer: IngestService and StatusService."""
 
     def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 options: Optional[Sequence[Tuple[str, Any]]] = None):
+                 options: Optional[Sequence[Tuple[str, Any]]] = None,
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 token: Optional[str] = None):
         """`target`: "host:port" of the trainer. `timeout_s`: deadline of
-        status(). `options`: extra gRPC channel arguments."""
-        super().__init__(target, timeout_s, options)
+        status(). `options`: extra gRPC channel arguments. `credentials`:
+        TLS (grpc.ssl_channel_credentials(ca, key, cert); a trainer with TLS
+        requires the client certificate), None for plaintext. `token`: the
+        bearer token sent with every call (roles ingest, status), if the
+        trainer has a --tokens_file."""
+        super().__init__(target, timeout_s, options, credentials, token)
         self._ingest_stub = contrail_pb2_grpc.IngestServiceStub(self._channel)
 
     def ingest(self, examples: Iterable[Any],
@@ -314,10 +326,15 @@ class ServerClient(_Client):
     """Client of a server: PredictionService and StatusService."""
 
     def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 options: Optional[Sequence[Tuple[str, Any]]] = None):
+                 options: Optional[Sequence[Tuple[str, Any]]] = None,
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 token: Optional[str] = None):
         """`target`: "host:port" of the server. `timeout_s`: deadline of
-        predict() and status(). `options`: extra gRPC channel arguments."""
-        super().__init__(target, timeout_s, options)
+        predict() and status(). `options`: extra gRPC channel arguments.
+        `credentials`: TLS (grpc.ssl_channel_credentials(ca)), None for
+        plaintext. `token`: the bearer token sent with every call (roles
+        predict, status), if the server has a --tokens_file."""
+        super().__init__(target, timeout_s, options, credentials, token)
         self._prediction_stub = contrail_pb2_grpc.PredictionServiceStub(self._channel)
 
     def predict(self, batch: Any, timeout_s: Optional[float] = None) -> Predictions:

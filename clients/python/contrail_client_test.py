@@ -339,6 +339,57 @@ class IngestAndPredictExampleTest(DaemonTestCase):
         self.assertIn("Ingest failed: FAILED_PRECONDITION", run.stderr)
 
 
+def make_certificates(directory: str):
+    """A CA and one certificate for localhost (serverAuth and clientAuth)
+    signed by it, made with openssl: (ca, cert, key) paths."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ca, ca_key = os.path.join(directory, "ca.pem"), os.path.join(directory, "ca.key")
+    cert, key = os.path.join(directory, "leaf.pem"), os.path.join(directory, "leaf.key")
+    csr, ext = os.path.join(directory, "leaf.csr"), os.path.join(directory, "leaf.ext")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=python test CA", "-keyout", ca_key, "-out", ca)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", key, "-out", csr)
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-days", "2", "-extfile", ext, "-out", cert)
+    return ca, cert, key
+
+
+class SecureClientTest(DaemonTestCase):
+    """The clients over mutual TLS with bearer tokens."""
+
+    TOKEN = "python0123456789python0123456789"
+
+    def test_tls_and_token_are_sent_and_a_missing_token_is_unauthenticated(self):
+        ca, cert, key = make_certificates(self.tmp.name)
+        tokens = os.path.join(self.tmp.name, "tokens")
+        with open(tokens, "w") as f:
+            f.write(f"{self.TOKEN} python status,ingest\n")
+        trainer = self.start_trainer(tls_cert=cert, tls_key=key, tls_ca=ca, tokens_file=tokens)
+        port = trainer.address.rsplit(":", 1)[1]
+
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        credentials = grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
+        with contrail_client.TrainerClient(f"localhost:{port}", credentials=credentials,
+                                           token=self.TOKEN) as client:
+            self.assertEqual(client.status().role, "trainer")
+        with contrail_client.TrainerClient(f"localhost:{port}",
+                                           credentials=credentials) as client:
+            with self.assertRaises(contrail_client.ContrailError) as raised:
+                client.status()
+            self.assertEqual(raised.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+        with contrail_client.TrainerClient(trainer.address, timeout_s=5) as client:
+            with self.assertRaises(contrail_client.ContrailError) as raised:
+                client.status()
+            self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE)
+
+
 class UnreachableTest(DaemonTestCase):
     """What a client sees from a server without a model, or no daemon."""
 
