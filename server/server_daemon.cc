@@ -19,6 +19,13 @@ constexpr int64_t kMaxMessageBytes = std::numeric_limits<int32_t>::max();
 // the inputs and their values, and a shape of a few varints.
 constexpr int64_t kFramingBytes = 4096;
 
+InferenceServiceImpl::Options InferenceOptions(const ServerDaemon::Options& options) {
+  InferenceServiceImpl::Options inference_options;
+  inference_options.model_name = options.model_name;
+  inference_options.max_batch = options.max_batch;
+  return inference_options;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options& options) {
@@ -40,6 +47,7 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
         "limit of ", kMaxMessageBytes, " bytes"));
   }
   CONTRAIL_RETURN_IF_ERROR(UpdateSubscriber::CheckKeepalive(options.keepalive));
+  CONTRAIL_RETURN_IF_ERROR(InferenceServiceImpl::CheckOptions(InferenceOptions(options)));
   LiveModel::Options live_options;
   live_options.max_batch = options.max_batch;
   live_options.clock = options.clock;
@@ -91,7 +99,8 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
       store_(std::move(store)),
       saver_(std::move(saver)),
       prediction_service_(live_.get()),
-      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get()) {}
+      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get()),
+      inference_service_(InferenceOptions(options), live_.get()) {}
 
 ServerDaemon::~ServerDaemon() { Shutdown(); }
 
@@ -105,7 +114,7 @@ absl::Status ServerDaemon::Start() {
   server_options.max_receive_message_bytes =
       static_cast<int>(MaxPredictRequestBytes(options_));
   absl::StatusOr<StartedServer> server = StartGrpcServer(
-      options_.listen, {&prediction_service_, &status_service_}, server_options);
+      options_.listen, {&prediction_service_, &status_service_, &inference_service_}, server_options);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   port_ = server->port;
