@@ -113,8 +113,10 @@ absl::Status ServerDaemon::Start() {
   GrpcServerOptions server_options;
   server_options.max_receive_message_bytes =
       static_cast<int>(MaxPredictRequestBytes(options_));
-  absl::StatusOr<StartedServer> server = StartGrpcServer(
-      options_.listen, {&prediction_service_, &status_service_, &inference_service_}, server_options);
+  absl::StatusOr<StartedServer> server =
+      StartGrpcServer(options_.listen,
+                      {&prediction_service_, &status_service_, &inference_service_},
+                      server_options);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   port_ = server->port;

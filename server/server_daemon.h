@@ -1,8 +1,9 @@
 // The server daemon as one object: a LiveModel that an UpdateSubscriber
 // keeps up to date with a trainer, served over gRPC by the prediction,
-// Open Inference Protocol (KServe v2) and status services, and, with a state directory, saved there so that a
-// restart serves at once. server/main.cc turns flags into Options and runs
-// one; tests run one in-process on port 0.
+// Open Inference Protocol (KServe v2) and status services, and, with a
+// state directory, saved there so that a restart serves at once.
+// server/main.cc turns flags into Options and runs one; tests run one
+// in-process on port 0.
 //
 // Lifecycle: Create() checks the options, restores the model saved in the
 // state directory (if any: see server/served_model_store.h) and builds
