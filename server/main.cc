@@ -18,6 +18,8 @@ ABSL_FLAG(std::string, trainer, "127.0.0.1:50051",
 ABSL_FLAG(std::string, name, "",
           "name of this server in the trainer's logs (default: server@<listen>)");
 ABSL_FLAG(int64_t, max_batch, 1024, "largest batch one Predict may carry");
+ABSL_FLAG(std::string, model_name, "contrail",
+          "name of the model in the Open Inference Protocol (KServe v2) API");
 ABSL_FLAG(int64_t, max_example_floats, 28 * 28,
           "floats per example of the largest model input Predict takes; with "
           "--max_batch it bounds the size of a Predict request");
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
   options.name = absl::GetFlag(FLAGS_name);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.max_example_floats = absl::GetFlag(FLAGS_max_example_floats);
+  options.model_name = absl::GetFlag(FLAGS_model_name);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.save_every = absl::Seconds(absl::GetFlag(FLAGS_save_every_s));
   options.keepalive.interval = absl::Seconds(absl::GetFlag(FLAGS_keepalive_s));

@@ -19,6 +19,13 @@ constexpr int64_t kMaxMessageBytes = std::numeric_limits<int32_t>::max();
 // the inputs and their values, and a shape of a few varints.
 constexpr int64_t kFramingBytes = 4096;
 
+InferenceServiceImpl::Options InferenceOptions(const ServerDaemon::Options& options) {
+  InferenceServiceImpl::Options inference_options;
+  inference_options.model_name = options.model_name;
+  inference_options.max_batch = options.max_batch;
+  return inference_options;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options& options) {
@@ -58,6 +65,7 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
   }
   CONTRAIL_ASSIGN_OR_RETURN(const std::string trainer_token,
                             ReadTokenFile("trainer_token_file", options.trainer_token_file));
+  CONTRAIL_RETURN_IF_ERROR(InferenceServiceImpl::CheckOptions(InferenceOptions(options)));
   LiveModel::Options live_options;
   live_options.max_batch = options.max_batch;
   live_options.clock = options.clock;
@@ -120,10 +128,13 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
                       access()),
       health_service_([live = live_.get()] { return live->Current() != nullptr; },
                       {PredictionService::service_full_name(),
-                       StatusService::service_full_name()}),
+                       StatusService::service_full_name(),
+                       inference::GRPCInferenceService::service_full_name()}),
       health_probe_service_([live = live_.get()] { return live->Current() != nullptr; },
                             {PredictionService::service_full_name(),
-                             StatusService::service_full_name()}) {}
+                             StatusService::service_full_name(),
+                             inference::GRPCInferenceService::service_full_name()}),
+      inference_service_(InferenceOptions(options), live_.get(), access()) {}
 
 ServerDaemon::~ServerDaemon() { Shutdown(); }
 
@@ -138,7 +149,8 @@ absl::Status ServerDaemon::Start() {
       static_cast<int>(MaxPredictRequestBytes(options_));
   server_options.credentials = credentials_;
   absl::StatusOr<StartedServer> server = StartGrpcServer(
-      options_.listen, {&prediction_service_, &status_service_, &health_service_},
+      options_.listen,
+      {&prediction_service_, &status_service_, &inference_service_, &health_service_},
       server_options);
   if (!server.ok()) return server.status();
   if (!options_.health_listen.empty()) {

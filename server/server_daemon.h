@@ -1,8 +1,9 @@
 // The server daemon as one object: a LiveModel that an UpdateSubscriber
-// keeps up to date with a trainer, served over gRPC by the prediction and
-// status services, and, with a state directory, saved there so that a
-// restart serves at once. server/main.cc turns flags into Options and runs
-// one; tests run one in-process on port 0.
+// keeps up to date with a trainer, served over gRPC by the prediction,
+// Open Inference Protocol (KServe v2) and status services, and, with a
+// state directory, saved there so that a restart serves at once.
+// server/main.cc turns flags into Options and runs one; tests run one
+// in-process on port 0.
 //
 // Lifecycle: Create() checks the options, restores the model saved in the
 // state directory (if any: see server/served_model_store.h) and builds
@@ -33,6 +34,7 @@
 #include "common/health_service.h"
 #include "common/transport_security.h"
 #include "server/backoff.h"
+#include "server/inference_service_impl.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
 #include "server/served_model_saver.h"
@@ -53,8 +55,10 @@ class ServerDaemon {
     // How this server names itself in the trainer's logs; empty gives
     // "server@<listen>".
     std::string name;
-    // Largest batch one Predict may carry.
+    // Largest batch one Predict (or ModelInfer) may carry.
     int64_t max_batch = 1024;
+    // The name Open Inference Protocol clients address the model by.
+    std::string model_name = "contrail";
     // Floats per example of the largest input a Predict may carry (784 for
     // the 28x28 images of the built-in models). With max_batch it bounds a
     // Predict request on the wire, which gRPC refuses (RESOURCE_EXHAUSTED)
@@ -149,6 +153,7 @@ class ServerDaemon {
   // SERVING while a model is held; the second serves health_listen.
   HealthServiceImpl health_service_;
   HealthServiceImpl health_probe_service_;
+  InferenceServiceImpl inference_service_;
 
   // Protects the lifecycle: held through Start() and Shutdown(), so that
   // they never interleave.

@@ -102,6 +102,8 @@ TEST(ServerDaemonTest, CreateRejectsBadOptionsNamingTheField) {
       {"shutdown_grace",
        [](ServerDaemon::Options* o) { o->shutdown_grace = absl::Seconds(-1); }},
       {"max_example_floats", [](ServerDaemon::Options* o) { o->max_example_floats = 0; }},
+      {"model_name", [](ServerDaemon::Options* o) { o->model_name.clear(); }},
+      {"model_name", [](ServerDaemon::Options* o) { o->model_name = "a/b"; }},
       {"gRPC's limit",
        [](ServerDaemon::Options* o) {
          o->max_batch = 1 << 20;
