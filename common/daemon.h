@@ -7,7 +7,9 @@
 #define CONTRAIL_COMMON_DAEMON_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +39,12 @@ struct GrpcServerOptions {
   // The largest request message; gRPC answers a larger one with
   // RESOURCE_EXHAUSTED before it is parsed.
   int max_receive_message_bytes = 64 << 20;
+  // Server interceptors, made once per server started (gRPC takes
+  // ownership), e.g. GrpcRequestMetrics' request counts
+  // (common/grpc_request_metrics.h). Empty: none.
+  std::function<std::vector<std::unique_ptr<
+      grpc::experimental::ServerInterceptorFactoryInterface>>()>
+      make_interceptors;
 };
 
 // Keepalive, as every contrail server runs it. It accepts HTTP/2 pings from

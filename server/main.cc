@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   options.save_every = absl::Seconds(absl::GetFlag(FLAGS_save_every_s));
   options.keepalive.interval = absl::Seconds(absl::GetFlag(FLAGS_keepalive_s));
   options.keepalive.timeout = absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_s));
+  options.metrics_listen = contrail::MetricsListenFlag();
   absl::StatusOr<std::unique_ptr<contrail::ServerDaemon>> daemon =
       contrail::ServerDaemon::Create(options);
   if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());

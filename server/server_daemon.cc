@@ -39,6 +39,11 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
         options.max_example_floats, ") floats make Predict requests larger than gRPC's "
         "limit of ", kMaxMessageBytes, " bytes"));
   }
+  if (!options.metrics_listen.empty() && !CheckListenAddress(options.metrics_listen).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics_listen must be host:port with a port in [0, 65535], got \"",
+        options.metrics_listen, "\""));
+  }
   CONTRAIL_RETURN_IF_ERROR(UpdateSubscriber::CheckKeepalive(options.keepalive));
   LiveModel::Options live_options;
   live_options.max_batch = options.max_batch;
@@ -68,13 +73,54 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
       options.name.empty() ? absl::StrCat("server@", options.listen) : options.name;
   subscriber_options.backoff = options.backoff;
   subscriber_options.clock = options.clock;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<ServerMetrics> metrics;
+  if (!options.metrics_listen.empty()) {
+    registry = std::make_shared<prometheus::Registry>();
+    metrics = std::make_unique<ServerMetrics>(registry.get());
+    subscriber_options.observer = metrics.get();
+  }
   CONTRAIL_ASSIGN_OR_RETURN(
       std::unique_ptr<UpdateSubscriber> subscriber,
       UpdateSubscriber::Create(
           subscriber_options,
           UpdateSubscriber::MakeChannel(options.trainer, options.keepalive), live.get()));
-  return std::unique_ptr<ServerDaemon>(new ServerDaemon(
-      options, std::move(live), std::move(subscriber), std::move(store), std::move(saver)));
+  std::unique_ptr<ServerDaemon> daemon(new ServerDaemon(
+      options, std::move(live), std::move(subscriber), std::move(store), std::move(saver),
+      std::move(registry), std::move(metrics)));
+  if (!options.metrics_listen.empty()) {
+    MonitoringServer::Options monitoring_options;
+    monitoring_options.http.listen = options.metrics_listen;
+    monitoring_options.http.tls_cert_file = options.metrics_tls_cert_file;
+    monitoring_options.http.tls_key_file = options.metrics_tls_key_file;
+    ServerDaemon* self = daemon.get();
+    MonitoringServer::Sources sources;
+    sources.status = [self] { return self->Status(); };
+    sources.extra = [self] {
+      google::protobuf::Struct extra;
+      (*extra.mutable_fields())["freshness_seconds"].set_number_value(
+          self->metrics_->last_freshness_seconds());
+      return extra;
+    };
+    sources.collectables = {daemon->registry_.get()};
+    CONTRAIL_ASSIGN_OR_RETURN(
+        daemon->monitoring_,
+        MonitoringServer::Create(monitoring_options, std::move(sources), "metrics_listen"));
+    daemon->request_metrics_ =
+        std::make_unique<GrpcRequestMetrics>("contrail_server", daemon->registry_.get());
+  }
+  return daemon;
+}
+
+StatusResponse ServerDaemon::Status() {
+  StatusResponse status;
+  StatusRequest request;
+  status_service_.GetStatus(nullptr, &request, &status).ok();
+  return status;
+}
+
+int ServerDaemon::metrics_port() const {
+  return monitoring_ != nullptr ? monitoring_->port() : 0;
 }
 
 int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
@@ -84,14 +130,18 @@ int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
 ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
                            std::unique_ptr<UpdateSubscriber> subscriber,
                            std::unique_ptr<ServedModelStore> store,
-                           std::unique_ptr<ServedModelSaver> saver)
+                           std::unique_ptr<ServedModelSaver> saver,
+                           std::shared_ptr<prometheus::Registry> registry,
+                           std::unique_ptr<ServerMetrics> metrics)
     : options_(options),
       live_(std::move(live)),
       subscriber_(std::move(subscriber)),
       store_(std::move(store)),
       saver_(std::move(saver)),
       prediction_service_(live_.get()),
-      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get()) {}
+      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get()),
+      registry_(std::move(registry)),
+      metrics_(std::move(metrics)) {}
 
 ServerDaemon::~ServerDaemon() { Shutdown(); }
 
@@ -104,11 +154,26 @@ absl::Status ServerDaemon::Start() {
   GrpcServerOptions server_options;
   server_options.max_receive_message_bytes =
       static_cast<int>(MaxPredictRequestBytes(options_));
+  if (request_metrics_ != nullptr) {
+    server_options.make_interceptors = [this] {
+      return request_metrics_->MakeInterceptorFactories();
+    };
+  }
   absl::StatusOr<StartedServer> server = StartGrpcServer(
       options_.listen, {&prediction_service_, &status_service_}, server_options);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   port_ = server->port;
+  if (monitoring_ != nullptr) {
+    if (absl::Status monitoring = monitoring_->Start(); !monitoring.ok()) {
+      server_->Shutdown();
+      server_.reset();
+      port_ = 0;
+      return absl::Status(monitoring.code(),
+                          absl::StrCat("--metrics_listen: ", monitoring.message()));
+    }
+    spdlog::info("serving metrics and the status page on port {}", monitoring_->port());
+  }
   started_ = true;
   spdlog::info("listening on port {}, following the trainer at {}", port_,
                options_.trainer);
@@ -127,6 +192,7 @@ void ServerDaemon::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (!started_) return;
+  if (monitoring_ != nullptr) monitoring_->Shutdown();
   subscriber_->Stop();
   // The last version applied is on disk before the port closes.
   if (saver_ != nullptr) saver_->Stop();

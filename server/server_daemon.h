@@ -29,11 +29,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/grpc_request_metrics.h"
+#include "common/monitoring_server.h"
+#include "prometheus/registry.h"
 #include "server/backoff.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
 #include "server/served_model_saver.h"
 #include "server/served_model_store.h"
+#include "server/server_metrics.h"
 #include "server/server_status_service_impl.h"
 #include "server/update_subscriber.h"
 
@@ -71,6 +75,14 @@ class ServerDaemon {
     Clock* clock = Clock::Real();
     // How long Shutdown() lets RPCs in flight finish before cancelling them.
     absl::Duration shutdown_grace = absl::Seconds(2);
+    // host:port for Prometheus metrics (/metrics) and the live status page
+    // (/status, /status.json) over HTTP; port 0 picks a free port (see
+    // metrics_port()); empty serves neither (common/monitoring_server.h).
+    std::string metrics_listen;
+    // PEM certificate and private key: serve metrics_listen over HTTPS.
+    // Both or neither.
+    std::string metrics_tls_cert_file;
+    std::string metrics_tls_key_file;
   };
 
   // Checks `options` (INVALID_ARGUMENT naming the field, which is also the
@@ -95,6 +107,9 @@ class ServerDaemon {
 
   // The port Start() bound; 0 before.
   int port() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The port of Options::metrics_listen once started; 0 before, or without
+  // one.
+  int metrics_port() const;
 
   // Stops following the trainer, then stops serving: RPCs in flight get
   // Options::shutdown_grace to finish. Idempotent; a concurrent second call
@@ -105,7 +120,12 @@ class ServerDaemon {
   ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
                std::unique_ptr<UpdateSubscriber> subscriber,
                std::unique_ptr<ServedModelStore> store,
-               std::unique_ptr<ServedModelSaver> saver);
+               std::unique_ptr<ServedModelSaver> saver,
+               std::shared_ptr<prometheus::Registry> registry,
+               std::unique_ptr<ServerMetrics> metrics);
+
+  // GetStatus, in-process: what /metrics and the status page show.
+  StatusResponse Status();
 
   // Constant after construction. Declared in dependency order: the
   // services and the subscriber point into live_.
@@ -117,6 +137,13 @@ class ServerDaemon {
   const std::unique_ptr<ServedModelSaver> saver_;
   PredictionServiceImpl prediction_service_;
   ServerStatusServiceImpl status_service_;
+  // Metrics: the registry holds the request counts and the subscriber's
+  // histograms (ServerMetrics, its observer); monitoring_ serves them and
+  // the status page. Null without Options::metrics_listen.
+  const std::shared_ptr<prometheus::Registry> registry_;
+  const std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<GrpcRequestMetrics> request_metrics_;
+  std::unique_ptr<MonitoringServer> monitoring_;
 
   // Protects the lifecycle: held through Start() and Shutdown(), so that
   // they never interleave.

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.max_subscribers = absl::GetFlag(FLAGS_max_subscribers);
   options.checkpoint_every = absl::Seconds(absl::GetFlag(FLAGS_checkpoint_every_s));
+  options.metrics_listen = contrail::MetricsListenFlag();
   absl::StatusOr<contrail::TrainingConfig> training = contrail::TrainingConfigFromFlags();
   if (!training.ok()) contrail::Fail(kProgram, training.status());
   options.training = *std::move(training);

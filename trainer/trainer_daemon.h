@@ -19,12 +19,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/grpc_request_metrics.h"
 #include "common/idx_reader.h"
+#include "common/monitoring_server.h"
+#include "prometheus/registry.h"
 #include "proto/experiment.pb.h"
 #include "trainer/stream_trainer.h"
 #include "trainer/checkpoint_store.h"
 #include "trainer/ingest_queue.h"
 #include "trainer/ingest_service_impl.h"
+#include "trainer/trainer_metrics.h"
 #include "trainer/trainer_status_service_impl.h"
 #include "trainer/training_config.h"
 #include "trainer/update_log.h"
@@ -59,6 +63,14 @@ class TrainerDaemon {
     uint64_t max_subscribers = 256;
     // How to train and deploy; unset fields take their defaults.
     TrainingConfig training;
+    // host:port for Prometheus metrics (/metrics) and the live status page
+    // (/status, /status.json) over HTTP; port 0 picks a free port (see
+    // metrics_port()); empty serves neither (common/monitoring_server.h).
+    std::string metrics_listen;
+    // PEM certificate and private key: serve metrics_listen over HTTPS.
+    // Both or neither.
+    std::string metrics_tls_cert_file;
+    std::string metrics_tls_key_file;
   };
 
   // INVALID_ARGUMENT for a bad config (naming the field), NOT_FOUND or
@@ -79,6 +91,9 @@ class TrainerDaemon {
 
   // The bound port, once started.
   int port() const { return port_; }
+  // The port of Options::metrics_listen once started; 0 before, or without
+  // one.
+  int metrics_port() const { return monitoring_ != nullptr ? monitoring_->port() : 0; }
   // The resolved config and the options it made.
   const TrainingPlan& plan() const { return plan_; }
   const ModelSpec& spec() const { return publisher_->spec(); }
@@ -101,6 +116,13 @@ class TrainerDaemon {
   std::unique_ptr<IngestServiceImpl> ingest_service_;
   std::unique_ptr<UpdateServiceImpl> update_service_;
   std::unique_ptr<TrainerStatusServiceImpl> status_service_;
+  // Metrics, with Options::metrics_listen only: request counts in
+  // registry_, the trainer's collector, and the HTTP server of both and of
+  // the status page.
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<GrpcRequestMetrics> request_metrics_;
+  std::unique_ptr<TrainerMetrics> metrics_;
+  std::unique_ptr<MonitoringServer> monitoring_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;
