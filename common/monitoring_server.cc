@@ -244,13 +244,12 @@ std::string MonitoringServer::StatusJson() const {
   print.always_print_primitive_fields = true;
   print.preserve_proto_field_names = true;
   std::string status_json;
-  google::protobuf::util::MessageToJsonString(sources_.status(), &status_json, print)
-      .IgnoreError();
+  // Printing a valid message cannot fail.
+  (void)google::protobuf::util::MessageToJsonString(sources_.status(), &status_json, print);
   std::string extra_json = "{}";
   if (sources_.extra) {
     extra_json.clear();
-    google::protobuf::util::MessageToJsonString(sources_.extra(), &extra_json, print)
-        .IgnoreError();
+    (void)google::protobuf::util::MessageToJsonString(sources_.extra(), &extra_json, print);
   }
   std::string history = "[";
   {
