@@ -33,7 +33,7 @@ h1{font-size:22px;margin:0 0 4px}
 #chart{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 table{border-collapse:collapse;background:#fff;margin-top:18px;min-width:50%;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 td,th{padding:6px 12px;text-align:left;font-size:14px;border-bottom:1px solid #eee}
-.trainer-only,.server-only{display:none}
+body.trainer .server-only,body.server .trainer-only{display:none}
 .legend span{display:inline-block;margin-right:16px;font-size:13px}
 .sw{display:inline-block;width:12px;height:3px;vertical-align:middle;margin-right:5px}
 </style></head>
@@ -61,22 +61,23 @@ checksum <code id="checksum">-</code> &middot; updated <span id="updated">never<
 </div>
 <div class="legend"><span><i class="sw" style="background:#3060d0"></i><span id="series_a">trainer accuracy</span></span>
 <span class="trainer-only"><i class="sw" style="background:#e07020"></i>served accuracy</span></div>
-<svg id="chart" width="1000" height="320" viewBox="0 0 1000 320"></svg>
+<svg id="chart" width="100%" viewBox="0 0 1000 320"></svg>
 <table class="trainer-only"><thead><tr><th>server</th><th>version sent</th><th>versions behind</th><th>publish &rarr; sent (ms)</th></tr></thead>
 <tbody id="servers"></tbody></table>
 <script>
 "use strict";
 function num(x){return x===undefined||x===null||x===""?0:Number(x);}
 function set(id,text){var e=document.getElementById(id);if(e)e.textContent=text;}
-function show(cls,on){document.querySelectorAll("."+cls).forEach(function(e){e.style.display=on?"":"none";});}
-function line(points,color){
+function line(points,color,width){
   if(points.length===0)return "";
-  return '<polyline fill="none" stroke="'+color+'" stroke-width="2" points="'+
+  return '<polyline fill="none" stroke="'+color+'" stroke-width="'+width+'" stroke-linejoin="round" points="'+
     points.map(function(p){return p[0].toFixed(1)+","+p[1].toFixed(1);}).join(" ")+'"/>';
 }
 function chart(history,trainer){
   var W=1000,H=320,L=56,R=12,T=12,B=34,svg="";
-  var rows=history.filter(function(h){return trainer||h[4]>=0;});
+  // The trainer's accuracies start with its stream: leave out the samples before.
+  var first=history.findIndex(function(h){return trainer?(h[2]>0||h[3]>0):h[4]>=0;});
+  var rows=first<0?[]:history.slice(first).filter(function(h){return trainer||h[4]>=0;});
   var ys=[];rows.forEach(function(h){if(trainer){ys.push(h[2],h[3]);}else{ys.push(h[4]*1000);}});
   var lo=trainer?1:0,hi=trainer?0:1;ys.forEach(function(y){lo=Math.min(lo,y);hi=Math.max(hi,y);});
   if(trainer){lo=Math.max(0,Math.floor(lo*20)/20);hi=Math.min(1,Math.ceil(hi*20)/20);if(hi<=lo)hi=lo+0.05;}
@@ -91,16 +92,16 @@ function chart(history,trainer){
   svg+='<text x="'+L+'" y="'+(H-10)+'" font-size="11" fill="#667">'+
     (rows.length?((t1-t0)/1000).toFixed(0)+" s of history, sampled every second":"no samples yet")+'</text>';
   if(trainer){
-    svg+=line(rows.map(function(h){return [X(h[0]),Y(h[2])];}),"#3060d0");
-    svg+=line(rows.map(function(h){return [X(h[0]),Y(h[3])];}),"#e07020");
+    svg+=line(rows.map(function(h){return [X(h[0]),Y(h[2])];}),"#3060d0",5);
+    svg+=line(rows.map(function(h){return [X(h[0]),Y(h[3])];}),"#e07020",2);
   }else{
-    svg+=line(rows.map(function(h){return [X(h[0]),Y(h[4]*1000)];}),"#3060d0");
+    svg+=line(rows.map(function(h){return [X(h[0]),Y(h[4]*1000)];}),"#3060d0",2);
   }
   document.getElementById("chart").innerHTML=svg;
 }
 function render(d){
   var s=d.status,x=d.extra||{},trainer=s.role==="trainer";
-  show("trainer-only",trainer);show("server-only",!trainer);
+  document.body.className=trainer?"trainer":"server";
   set("role",s.role);set("phase",s.phase);set("model",(s.spec&&s.spec.architecture)||"-");
   set("checksum",BigInt(s.checksum||0).toString(16).padStart(16,"0"));
   set("version",String(s.version));
