@@ -74,9 +74,8 @@ std::string GrpcCodeName(grpc::StatusCode code) {
 }
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  prometheus::Histogram::BucketBoundaries buckets;
-  for (double bound = 50e-6; bound <= 10.0; bound *= 2.5) buckets.push_back(bound);
-  return buckets;
+  return {50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
+          50e-3, 100e-3, 250e-3, 500e-3, 1.0,  2.5,    5.0,  10.0};
 }
 
 GrpcRequestMetrics::GrpcRequestMetrics(const std::string& prefix,

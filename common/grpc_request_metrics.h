@@ -58,7 +58,8 @@ class GrpcRequestMetrics {
 // "INVALID_ARGUMENT"...).
 std::string GrpcCodeName(grpc::StatusCode code);
 
-// Buckets for latencies from 50 µs to 10 s, in seconds (x2.5 apart).
+// Buckets for latencies from 50 µs to 10 s, in seconds (1, 2.5, 5 per
+// decade, as Prometheus' client libraries' defaults).
 prometheus::Histogram::BucketBoundaries LatencyBuckets();
 
 }  // namespace contrail

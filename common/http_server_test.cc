@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "tests/test_util/runfiles.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace contrail {
@@ -82,6 +83,39 @@ TEST(HttpServer, TlsNeedsBothFilesAndThemToExist) {
   options.tls_key_file = "/nonexistent/key.pem";
   EXPECT_THAT(HttpServer::Create(options),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/cert.pem")));
+}
+
+TEST(HttpServer, ServesHttpsWithACertificateAndKey) {
+  HttpServer::Options options;
+  options.listen = "127.0.0.1:0";
+  options.tls_cert_file = test::Runfile("common/test_tls_cert.pem");
+  options.tls_key_file = test::Runfile("common/test_tls_key.pem");
+  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(options);
+  ASSERT_OK(server.status());
+  (*server)->Handle("/metrics", [] {
+    HttpServer::Response response;
+    response.body = "up 1\n";
+    return response;
+  });
+  ASSERT_OK((*server)->Start());
+  httplib::SSLClient tls("127.0.0.1", (*server)->port());
+  tls.enable_server_certificate_verification(false);
+  httplib::Result result = tls.Get("/metrics");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
+  EXPECT_EQ(result->body, "up 1\n");
+  // Plain HTTP gets no answer from it.
+  httplib::Client plain("127.0.0.1", (*server)->port());
+  plain.set_read_timeout(2);
+  httplib::Result refused = plain.Get("/metrics");
+  EXPECT_TRUE(!refused || refused->status != 200);
+}
+
+TEST(HttpServer, RefusesFilesThatAreNoCertificate) {
+  HttpServer::Options options;
+  options.tls_cert_file = test::Runfile("common/test_tls_key.pem");
+  options.tls_key_file = test::Runfile("common/test_tls_cert.pem");
+  EXPECT_THAT(HttpServer::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a PEM certificate")));
 }
 
 TEST(HttpServer, ShutdownRightAfterStartReturns) {
