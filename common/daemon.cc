@@ -113,6 +113,9 @@ absl::StatusOr<StartedServer> StartGrpcServer(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kServerPingTimeoutMs);
   builder.SetMaxSendMessageSize(1 << 30);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  if (options.make_interceptors) {
+    builder.experimental().SetInterceptorCreators(options.make_interceptors());
+  }
   started.server = builder.BuildAndStart();
   if (started.server == nullptr || started.port == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -7,7 +7,9 @@
 #define CONTRAIL_COMMON_DAEMON_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +47,12 @@ struct GrpcServerOptions {
   // gRPC turns it on for the whole process: once a server has it, every
   // server built later has it too.
   bool reflection = true;
+  // Server interceptors, made once per server started (gRPC takes
+  // ownership), e.g. GrpcRequestMetrics' request counts
+  // (common/grpc_request_metrics.h). Empty: none.
+  std::function<std::vector<std::unique_ptr<
+      grpc::experimental::ServerInterceptorFactoryInterface>>()>
+      make_interceptors;
 };
 
 // Keepalive, as every contrail server runs it. It accepts HTTP/2 pings from

@@ -12,6 +12,12 @@
 
 ABSL_FLAG(std::string, port_file, "",
           "if set, write the bound port to this file once listening");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port to serve Prometheus metrics (/metrics) and a live status page "
+          "(/status) on over HTTP; port 0 picks a free port (see --metrics_port_file); "
+          "empty: none");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "if set, write the bound --metrics_listen port to this file once listening");
 ABSL_FLAG(int32_t, threads, 0,
           "LibTorch intra-op threads; 0 keeps LibTorch's default");
 ABSL_FLAG(std::string, tokens_file, "",
@@ -49,6 +55,17 @@ int ThreadsFlag() { return absl::GetFlag(FLAGS_threads); }
 
 absl::Status WritePortFileFlag(int port) {
   return WritePortFile(absl::GetFlag(FLAGS_port_file), port);
+}
+
+}  // namespace contrail
+
+namespace contrail {
+
+std::string MetricsListenFlag() { return absl::GetFlag(FLAGS_metrics_listen); }
+
+absl::Status WriteMetricsPortFileFlag(int port) {
+  if (port == 0) return absl::OkStatus();
+  return WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), port);
 }
 
 }  // namespace contrail

@@ -23,6 +23,8 @@
 #include "spdlog/spdlog.h"
 
 ABSL_DECLARE_FLAG(std::string, port_file);
+ABSL_DECLARE_FLAG(std::string, metrics_listen);
+ABSL_DECLARE_FLAG(std::string, metrics_port_file);
 ABSL_DECLARE_FLAG(int32_t, threads);
 ABSL_DECLARE_FLAG(std::string, tokens_file);
 ABSL_DECLARE_FLAG(bool, insecure);
@@ -49,15 +51,28 @@ int ThreadsFlag();
 // Writes `port` to --port_file (atomically; nothing when the flag is unset),
 // so that a caller that asked for port 0 learns the bound port.
 absl::Status WritePortFileFlag(int port);
+// Writes `port` to --metrics_port_file; nothing when the flag is unset or
+// `port` is 0 (no --metrics_listen).
+absl::Status WriteMetricsPortFileFlag(int port);
+
+// --metrics_listen: host:port for /metrics and the status page; empty:
+// none.
+std::string MetricsListenFlag();
 
 // The life of a created daemon (TrainerDaemon, ServerDaemon: Start(),
-// port(), Shutdown()) in its main: starts it, writes --port_file, serves
+// port(), metrics_port(), Shutdown()) in its main: starts it, writes
+// --port_file (and --metrics_port_file when it serves metrics), serves
 // until SIGINT or SIGTERM, shuts it down; Fail()s when it cannot start.
 // Returns main's exit status.
 template <typename Daemon>
 int ServeUntilSignal(const std::string& program, Daemon& daemon) {
   if (absl::Status started = daemon.Start(); !started.ok()) Fail(program, started);
   if (absl::Status written = WritePortFileFlag(daemon.port()); !written.ok()) {
+    daemon.Shutdown();
+    Fail(program, written);
+  }
+  if (absl::Status written = WriteMetricsPortFileFlag(daemon.metrics_port());
+      !written.ok()) {
     daemon.Shutdown();
     Fail(program, written);
   }

@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
   options.trainer_token_file = absl::GetFlag(FLAGS_trainer_token_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);
+  options.metrics_listen = contrail::MetricsListenFlag();
+  // With TLS on, metrics and the status page are served over HTTPS with
+  // the same certificate.
+  options.metrics_tls_cert_file = options.tls.cert_file;
+  options.metrics_tls_key_file = options.tls.key_file;
   absl::StatusOr<std::unique_ptr<contrail::ServerDaemon>> daemon =
       contrail::ServerDaemon::Create(options);
   if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());

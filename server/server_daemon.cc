@@ -46,11 +46,21 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
         options.max_example_floats, ") floats make Predict requests larger than gRPC's "
         "limit of ", kMaxMessageBytes, " bytes"));
   }
+  if (!options.metrics_listen.empty() && !CheckListenAddress(options.metrics_listen).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics_listen must be host:port with a port in [0, 65535], got \"",
+        options.metrics_listen, "\""));
+  }
   CONTRAIL_RETURN_IF_ERROR(UpdateSubscriber::CheckKeepalive(options.keepalive));
   CONTRAIL_RETURN_IF_ERROR(
       CheckExposure("listen", options.listen, options.tls.enabled(), options.insecure));
   if (!options.health_listen.empty()) {
     CONTRAIL_RETURN_IF_ERROR(CheckListenAddress(options.health_listen));
+  }
+  if (!options.metrics_listen.empty()) {
+    CONTRAIL_RETURN_IF_ERROR(CheckExposure("metrics_listen", options.metrics_listen,
+                                           !options.metrics_tls_cert_file.empty(),
+                                           options.insecure));
   }
   CONTRAIL_ASSIGN_OR_RETURN(
       std::shared_ptr<grpc::ServerCredentials> credentials,
@@ -95,15 +105,54 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
   subscriber_options.backoff = options.backoff;
   subscriber_options.clock = options.clock;
   subscriber_options.token = trainer_token;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<ServerMetrics> metrics;
+  if (!options.metrics_listen.empty()) {
+    registry = std::make_shared<prometheus::Registry>();
+    metrics = std::make_unique<ServerMetrics>(registry.get());
+    subscriber_options.observer = metrics.get();
+  }
   CONTRAIL_ASSIGN_OR_RETURN(
       std::unique_ptr<UpdateSubscriber> subscriber,
       UpdateSubscriber::Create(subscriber_options,
                                UpdateSubscriber::MakeChannel(options.trainer, options.keepalive,
                                                              trainer_credentials),
                                live.get()));
-  return std::unique_ptr<ServerDaemon>(
-      new ServerDaemon(options, std::move(live), std::move(subscriber), std::move(store),
-                       std::move(saver), std::move(tokens), std::move(credentials)));
+  std::unique_ptr<ServerDaemon> daemon(new ServerDaemon(
+      options, std::move(live), std::move(subscriber), std::move(store), std::move(saver),
+      std::move(tokens), std::move(credentials), std::move(registry), std::move(metrics)));
+  if (!options.metrics_listen.empty()) {
+    MonitoringServer::Options monitoring_options;
+    monitoring_options.http.listen = options.metrics_listen;
+    monitoring_options.http.tls_cert_file = options.metrics_tls_cert_file;
+    monitoring_options.http.tls_key_file = options.metrics_tls_key_file;
+    ServerDaemon* self = daemon.get();
+    MonitoringServer::Sources sources;
+    sources.status = [self] { return self->Status(); };
+    sources.extra = [self] {
+      google::protobuf::Struct extra;
+      (*extra.mutable_fields())["freshness_seconds"].set_number_value(
+          self->metrics_->last_freshness_seconds());
+      return extra;
+    };
+    sources.collectables = {daemon->registry_.get()};
+    CONTRAIL_ASSIGN_OR_RETURN(
+        daemon->monitoring_,
+        MonitoringServer::Create(monitoring_options, std::move(sources), "metrics_listen"));
+    daemon->request_metrics_ =
+        std::make_unique<GrpcRequestMetrics>("contrail_server", daemon->registry_.get());
+  }
+  return daemon;
+}
+
+StatusResponse ServerDaemon::Status() {
+  StatusResponse status;
+  status_service_.Fill(&status);
+  return status;
+}
+
+int ServerDaemon::metrics_port() const {
+  return monitoring_ != nullptr ? monitoring_->port() : 0;
 }
 
 int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
@@ -115,7 +164,9 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
                            std::unique_ptr<ServedModelStore> store,
                            std::unique_ptr<ServedModelSaver> saver,
                            std::unique_ptr<AccessPolicy> tokens,
-                           std::shared_ptr<grpc::ServerCredentials> credentials)
+                           std::shared_ptr<grpc::ServerCredentials> credentials,
+                           std::shared_ptr<prometheus::Registry> registry,
+                           std::unique_ptr<ServerMetrics> metrics)
     : options_(options),
       live_(std::move(live)),
       subscriber_(std::move(subscriber)),
@@ -134,7 +185,9 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
                             {PredictionService::service_full_name(),
                              StatusService::service_full_name(),
                              inference::GRPCInferenceService::service_full_name()}),
-      inference_service_(InferenceOptions(options), live_.get(), access()) {}
+      inference_service_(InferenceOptions(options), live_.get(), access()),
+      registry_(std::move(registry)),
+      metrics_(std::move(metrics)) {}
 
 ServerDaemon::~ServerDaemon() { Shutdown(); }
 
@@ -148,6 +201,11 @@ absl::Status ServerDaemon::Start() {
   server_options.max_receive_message_bytes =
       static_cast<int>(MaxPredictRequestBytes(options_));
   server_options.credentials = credentials_;
+  if (request_metrics_ != nullptr) {
+    server_options.make_interceptors = [this] {
+      return request_metrics_->MakeInterceptorFactories();
+    };
+  }
   absl::StatusOr<StartedServer> server = StartGrpcServer(
       options_.listen,
       {&prediction_service_, &status_service_, &inference_service_, &health_service_},
@@ -165,6 +223,18 @@ absl::Status ServerDaemon::Start() {
   }
   server_ = std::move(server->server);
   port_ = server->port;
+  if (monitoring_ != nullptr) {
+    if (absl::Status monitoring = monitoring_->Start(); !monitoring.ok()) {
+      if (health_server_ != nullptr) health_server_->Shutdown();
+      health_server_.reset();
+      server_->Shutdown();
+      server_.reset();
+      port_ = 0;
+      return absl::Status(monitoring.code(),
+                          absl::StrCat("--metrics_listen: ", monitoring.message()));
+    }
+    spdlog::info("serving metrics and the status page on port {}", monitoring_->port());
+  }
   started_ = true;
   spdlog::info("listening on port {} ({}; {}), following the trainer at {}{}", port_,
                options_.tls.enabled() ? "TLS" : "plaintext",
@@ -186,6 +256,7 @@ void ServerDaemon::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (!started_) return;
+  if (monitoring_ != nullptr) monitoring_->Shutdown();
   subscriber_->Stop();
   health_service_.Shutdown();
   health_probe_service_.Shutdown();

@@ -33,12 +33,16 @@
 #include "common/clock.h"
 #include "common/health_service.h"
 #include "common/transport_security.h"
+#include "common/grpc_request_metrics.h"
+#include "common/monitoring_server.h"
+#include "prometheus/registry.h"
 #include "server/backoff.h"
 #include "server/inference_service_impl.h"
 #include "server/live_model.h"
 #include "server/prediction_service_impl.h"
 #include "server/served_model_saver.h"
 #include "server/served_model_store.h"
+#include "server/server_metrics.h"
 #include "server/server_status_service_impl.h"
 #include "server/update_subscriber.h"
 
@@ -96,6 +100,14 @@ class ServerDaemon {
     // probes); it tells nothing but the serving status, so it may listen
     // beyond loopback. Empty: none.
     std::string health_listen;
+    // host:port for Prometheus metrics (/metrics) and the live status page
+    // (/status, /status.json) over HTTP; port 0 picks a free port (see
+    // metrics_port()); empty serves neither (common/monitoring_server.h).
+    std::string metrics_listen;
+    // PEM certificate and private key: serve metrics_listen over HTTPS.
+    // Both or neither.
+    std::string metrics_tls_cert_file;
+    std::string metrics_tls_key_file;
   };
 
   // Checks `options` (INVALID_ARGUMENT naming the field, which is also the
@@ -120,6 +132,9 @@ class ServerDaemon {
 
   // The port Start() bound; 0 before.
   int port() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The port of Options::metrics_listen once started; 0 before, or without
+  // one.
+  int metrics_port() const;
 
   // Stops following the trainer, then stops serving: RPCs in flight get
   // Options::shutdown_grace to finish. Idempotent; a concurrent second call
@@ -131,11 +146,16 @@ class ServerDaemon {
                std::unique_ptr<UpdateSubscriber> subscriber,
                std::unique_ptr<ServedModelStore> store,
                std::unique_ptr<ServedModelSaver> saver, std::unique_ptr<AccessPolicy> tokens,
-               std::shared_ptr<grpc::ServerCredentials> credentials);
+               std::shared_ptr<grpc::ServerCredentials> credentials,
+               std::shared_ptr<prometheus::Registry> registry,
+               std::unique_ptr<ServerMetrics> metrics);
 
   const AccessPolicy* access() const {
     return tokens_ != nullptr ? tokens_.get() : &AccessPolicy::Open();
   }
+
+  // GetStatus, in-process: what /metrics and the status page show.
+  StatusResponse Status();
 
   // Constant after construction. Declared in dependency order: the
   // services and the subscriber point into live_.
@@ -154,6 +174,13 @@ class ServerDaemon {
   HealthServiceImpl health_service_;
   HealthServiceImpl health_probe_service_;
   InferenceServiceImpl inference_service_;
+  // Metrics: the registry holds the request counts and the subscriber's
+  // histograms (ServerMetrics, its observer); monitoring_ serves them and
+  // the status page. Null without Options::metrics_listen.
+  const std::shared_ptr<prometheus::Registry> registry_;
+  const std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<GrpcRequestMetrics> request_metrics_;
+  std::unique_ptr<MonitoringServer> monitoring_;
 
   // Protects the lifecycle: held through Start() and Shutdown(), so that
   // they never interleave.

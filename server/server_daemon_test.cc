@@ -113,6 +113,7 @@ TEST(ServerDaemonTest, CreateRejectsBadOptionsNamingTheField) {
        [](ServerDaemon::Options* o) { o->keepalive.interval = absl::Milliseconds(500); }},
       {"--keepalive_timeout_s",
        [](ServerDaemon::Options* o) { o->keepalive.timeout = absl::ZeroDuration(); }},
+      {"metrics_listen", [](ServerDaemon::Options* o) { o->metrics_listen = "nonsense"; }},
       {"--save_every_s",
        [](ServerDaemon::Options* o) {
          o->state_dir = StateDir("bad-save-every");
@@ -283,6 +284,24 @@ TEST(ServerDaemonTest, StartFailsOnAnAddressInUseAndNamesIt) {
   absl::StatusOr<std::unique_ptr<ServerDaemon>> clash = ServerDaemon::Create(options);
   ASSERT_OK(clash);
   EXPECT_THAT((*clash)->Start(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr(address)));
+  EXPECT_EQ((*clash)->port(), 0);
+}
+
+TEST(ServerDaemonTest, StartFailsOnAMetricsAddressInUseAndNamesTheFlag) {
+  ServerDaemon::Options holder_options = DaemonOptions("127.0.0.1:1");
+  holder_options.metrics_listen = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<ServerDaemon>> holder = ServerDaemon::Create(holder_options);
+  ASSERT_OK(holder);
+  ASSERT_OK((*holder)->Start());
+  ASSERT_GT((*holder)->metrics_port(), 0);
+  const std::string address = absl::StrCat("127.0.0.1:", (*holder)->metrics_port());
+  ServerDaemon::Options options = DaemonOptions("127.0.0.1:1");
+  options.metrics_listen = address;
+  absl::StatusOr<std::unique_ptr<ServerDaemon>> clash = ServerDaemon::Create(options);
+  ASSERT_OK(clash);
+  EXPECT_THAT((*clash)->Start(),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       ::testing::AllOf(HasSubstr("--metrics_listen"), HasSubstr(address))));
   EXPECT_EQ((*clash)->port(), 0);
 }
 

@@ -10,6 +10,11 @@ grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext* context,
   if (grpc::Status allowed = access_->Check(*context, Role::kStatus); !allowed.ok()) {
     return allowed;
   }
+  Fill(response);
+  return grpc::Status::OK;
+}
+
+void ServerStatusServiceImpl::Fill(StatusResponse* response) const {
   response->set_role("server");
   std::shared_ptr<const LiveModel::Version> served = live_->Current();
   const bool connected = subscriber_->connected();
@@ -29,7 +34,6 @@ grpc::Status ServerStatusServiceImpl::GetStatus(grpc::ServerContext* context,
   response->set_resyncs(subscriber_->resyncs());
   response->set_predictions(predictions_->predictions());
   if (saver_ != nullptr) response->set_saved_version(saver_->saved_version());
-  return grpc::Status::OK;
 }
 
 }  // namespace contrail

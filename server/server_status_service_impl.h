@@ -33,6 +33,9 @@ class ServerStatusServiceImpl final : public StatusService::Service {
                          const StatusRequest* request,
                          StatusResponse* response) override;
 
+  // What GetStatus answers, for in-process readers (the status page).
+  void Fill(StatusResponse* response) const;
+
  private:
   const LiveModel* const live_;
   const UpdateSubscriber* const subscriber_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/access_policy.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -138,8 +139,11 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
                    options_.trainer, request.have_version());
     }
     received_any = true;
-    bytes_received_ += update.ByteSizeLong();
+    const uint64_t wire_bytes = update.ByteSizeLong();
+    bytes_received_ += wire_bytes;
+    const absl::Time apply_started = absl::Now();
     const absl::Status applied = live_->Apply(update);
+    const absl::Time applied_at = absl::Now();
     if (!applied.ok()) {
       ended.rejected = true;
       ended.reason = absl::StrCat("rejected ", update.snapshot() ? "snapshot " : "update ",
@@ -149,6 +153,9 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     }
     ended.applied = true;
     ++updates_applied_;
+    if (options_.observer != nullptr) {
+      options_.observer->Applied(update, wire_bytes, applied_at - apply_started, applied_at);
+    }
     if (update.snapshot()) {
       spdlog::info("loaded snapshot of version {} ({}, checksum {:016x})",
                    update.version(), update.spec().architecture(),

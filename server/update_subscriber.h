@@ -58,6 +58,19 @@ namespace contrail {
 
 class UpdateSubscriber {
  public:
+  // Told of every update (snapshots included) the subscriber applied, on
+  // the apply thread, right after the LiveModel took it; for metrics
+  // (server/server_metrics.h). Must not block.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    // `update` arrived as `wire_bytes` bytes, took `apply_time` to apply
+    // and was served from `applied_at` (wall time, comparable with
+    // Update.publish_time_us).
+    virtual void Applied(const Update& update, uint64_t wire_bytes,
+                         absl::Duration apply_time, absl::Time applied_at) = 0;
+  };
+
   struct Options {
     // host:port of the trainer, as logs name it (the channel given to
     // Create() is what connects).
@@ -71,6 +84,9 @@ class UpdateSubscriber {
     Backoff::Options backoff;
     // The clock the waits run on; must outlive the subscriber.
     Clock* clock = Clock::Real();
+    // Told of each update applied; null: nobody. Must outlive the
+    // subscriber.
+    Observer* observer = nullptr;
   };
 
   // The keepalive pings of the update channel. A trainer accepts pings

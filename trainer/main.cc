@@ -71,6 +71,11 @@ int main(int argc, char** argv) {
   options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);
+  options.metrics_listen = contrail::MetricsListenFlag();
+  // With TLS on, metrics and the status page are served over HTTPS with
+  // the same certificate.
+  options.metrics_tls_cert_file = options.tls.cert_file;
+  options.metrics_tls_key_file = options.tls.key_file;
   absl::StatusOr<contrail::TrainingConfig> training = contrail::TrainingConfigFromFlags();
   if (!training.ok()) contrail::Fail(kProgram, training.status());
   options.training = *std::move(training);

@@ -50,6 +50,11 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
         "--source must be replay, ingest or nats://HOST:PORT/STREAM/SUBJECT, got \"",
         options.source, "\""));
   }
+  if (!options.metrics_listen.empty() && !CheckListenAddress(options.metrics_listen).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_listen must be host:port with a port in [0, 65535], got \"",
+        options.metrics_listen, "\""));
+  }
   if (options.ingest_queue < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--ingest_queue must be >= 1, got ", options.ingest_queue));
@@ -58,6 +63,11 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
       CheckExposure("listen", options.listen, options.tls.enabled(), options.insecure));
   if (!options.health_listen.empty()) {
     CONTRAIL_RETURN_IF_ERROR(CheckListenAddress(options.health_listen));
+  }
+  if (!options.metrics_listen.empty()) {
+    CONTRAIL_RETURN_IF_ERROR(CheckExposure("metrics_listen", options.metrics_listen,
+                                           !options.metrics_tls_cert_file.empty(),
+                                           options.insecure));
   }
   CONTRAIL_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                             MakeServerCredentials(options.tls, ClientCertificates::kRequired));
@@ -194,6 +204,30 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
   daemon->health_service_ = std::make_unique<HealthServiceImpl>([] { return true; }, services);
   daemon->health_probe_service_ =
       std::make_unique<HealthServiceImpl>([] { return true; }, services);
+  if (!options.metrics_listen.empty()) {
+    daemon->registry_ = std::make_shared<prometheus::Registry>();
+    daemon->request_metrics_ =
+        std::make_unique<GrpcRequestMetrics>("contrail_trainer", daemon->registry_.get());
+    daemon->metrics_ = std::make_unique<TrainerMetrics>(
+        daemon->trainer_.get(), daemon->publisher_.get(), daemon->update_service_.get());
+    MonitoringServer::Options monitoring_options;
+    monitoring_options.http.listen = options.metrics_listen;
+    monitoring_options.http.tls_cert_file = options.metrics_tls_cert_file;
+    monitoring_options.http.tls_key_file = options.metrics_tls_key_file;
+    TrainerStatusServiceImpl* status = daemon->status_service_.get();
+    const TrainerMetrics* metrics = daemon->metrics_.get();
+    MonitoringServer::Sources sources;
+    sources.status = [status] {
+      StatusResponse response;
+      status->Fill(&response);
+      return response;
+    };
+    sources.extra = [metrics] { return metrics->Extra(); };
+    sources.collectables = {daemon->registry_.get(), daemon->metrics_.get()};
+    CONTRAIL_ASSIGN_OR_RETURN(
+        daemon->monitoring_,
+        MonitoringServer::Create(monitoring_options, std::move(sources), "--metrics_listen"));
+  }
   return daemon;
 }
 
@@ -205,6 +239,11 @@ TrainerDaemon::~TrainerDaemon() { Shutdown(); }
 absl::Status TrainerDaemon::Start() {
   GrpcServerOptions server_options;
   server_options.credentials = credentials_;
+  if (request_metrics_ != nullptr) {
+    server_options.make_interceptors = [this] {
+      return request_metrics_->MakeInterceptorFactories();
+    };
+  }
   CONTRAIL_ASSIGN_OR_RETURN(
       StartedServer started,
       StartGrpcServer(options_.listen,
@@ -224,6 +263,16 @@ absl::Status TrainerDaemon::Start() {
                tokens_ != nullptr ? absl::StrCat(tokens_->size(), " bearer tokens from ",
                                                  options_.tokens_file)
                                   : std::string("no tokens: every caller may do everything"));
+  if (monitoring_ != nullptr) {
+    if (absl::Status monitoring = monitoring_->Start(); !monitoring.ok()) {
+      server_->Shutdown();
+      server_.reset();
+      port_ = 0;
+      return absl::Status(monitoring.code(),
+                          absl::StrCat("--metrics_listen: ", monitoring.message()));
+    }
+    spdlog::info("serving metrics and the status page on port {}", monitoring_->port());
+  }
   const TrainingConfig& config = plan_.config;
   spdlog::info(
       "listening on port {}: source {}, model {} ({} parameters), {} t={} b={} {} lr={} "
@@ -240,6 +289,7 @@ void TrainerDaemon::Shutdown() {
   // A daemon whose Create() failed half-way has no trainer or publisher.
   if (shut_down_ || trainer_ == nullptr) return;
   shut_down_ = true;
+  if (monitoring_ != nullptr) monitoring_->Shutdown();
   trainer_->Stop();
   // Producers waiting for room in the queue learn that the trainer stopped
   // (the trainer closed it already if it finished).

@@ -20,14 +20,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/access_policy.h"
+#include "common/grpc_request_metrics.h"
 #include "common/health_service.h"
 #include "common/idx_reader.h"
+#include "common/monitoring_server.h"
 #include "common/transport_security.h"
+#include "prometheus/registry.h"
 #include "proto/experiment.pb.h"
 #include "trainer/stream_trainer.h"
 #include "trainer/checkpoint_store.h"
 #include "trainer/ingest_queue.h"
 #include "trainer/ingest_service_impl.h"
+#include "trainer/trainer_metrics.h"
 #include "trainer/trainer_status_service_impl.h"
 #include "trainer/training_config.h"
 #include "trainer/update_log.h"
@@ -76,6 +80,14 @@ class TrainerDaemon {
     // probes); it tells nothing but the serving status, so it may listen
     // beyond loopback. Empty: none.
     std::string health_listen;
+    // host:port for Prometheus metrics (/metrics) and the live status page
+    // (/status, /status.json) over HTTP; port 0 picks a free port (see
+    // metrics_port()); empty serves neither (common/monitoring_server.h).
+    std::string metrics_listen;
+    // PEM certificate and private key: serve metrics_listen over HTTPS.
+    // Both or neither.
+    std::string metrics_tls_cert_file;
+    std::string metrics_tls_key_file;
   };
 
   // INVALID_ARGUMENT for a bad config (naming the field), NOT_FOUND or
@@ -96,6 +108,9 @@ class TrainerDaemon {
 
   // The bound port, once started.
   int port() const { return port_; }
+  // The port of Options::metrics_listen once started; 0 before, or without
+  // one.
+  int metrics_port() const { return monitoring_ != nullptr ? monitoring_->port() : 0; }
   // The resolved config and the options it made.
   const TrainingPlan& plan() const { return plan_; }
   const ModelSpec& spec() const { return publisher_->spec(); }
@@ -126,6 +141,13 @@ class TrainerDaemon {
   std::unique_ptr<HealthServiceImpl> health_service_;
   std::unique_ptr<HealthServiceImpl> health_probe_service_;
   std::unique_ptr<grpc::Server> health_server_;
+  // Metrics, with Options::metrics_listen only: request counts in
+  // registry_, the trainer's collector, and the HTTP server of both and of
+  // the status page.
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<GrpcRequestMetrics> request_metrics_;
+  std::unique_ptr<TrainerMetrics> metrics_;
+  std::unique_ptr<MonitoringServer> monitoring_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -10,6 +10,11 @@ grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext* context,
   if (grpc::Status allowed = access_->Check(*context, Role::kStatus); !allowed.ok()) {
     return allowed;
   }
+  Fill(response);
+  return grpc::Status::OK;
+}
+
+void TrainerStatusServiceImpl::Fill(StatusResponse* response) const {
   const SourceCounters source = trainer_->source_counters();
   const StreamTrainer::Stats stats = trainer_->stats();
   response->set_role("trainer");
@@ -41,7 +46,6 @@ grpc::Status TrainerStatusServiceImpl::GetStatus(grpc::ServerContext* context,
   response->set_subscribers(updates_->subscribers());
   response->set_prequential_accuracy(stats.prequential_accuracy());
   response->set_served_prequential_accuracy(stats.served_prequential_accuracy());
-  return grpc::Status::OK;
 }
 
 }  // namespace contrail

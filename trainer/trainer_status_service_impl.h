@@ -25,6 +25,9 @@ class TrainerStatusServiceImpl final : public StatusService::Service {
                          const StatusRequest* request,
                          StatusResponse* response) override;
 
+  // What GetStatus answers, for in-process readers (the status page).
+  void Fill(StatusResponse* response) const;
+
  private:
   const StreamTrainer* const trainer_;
   const UpdatePublisher* const publisher_;

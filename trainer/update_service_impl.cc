@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "spdlog/spdlog.h"
 
@@ -32,6 +33,13 @@ grpc::Status UpdateServiceImpl::SubscribeUpdates(
   }
   spdlog::info("subscriber {} connected holding version {}", who,
                request->have_version());
+  uint64_t id = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    id = next_id_++;
+    open_[id].name = who;
+    open_[id].version = request->have_version();
+  }
   uint64_t run = request->have_run();
   uint64_t version = request->have_version();
   uint64_t fingerprint = request->have_fingerprint();
@@ -56,6 +64,15 @@ grpc::Status UpdateServiceImpl::SubscribeUpdates(
         break;
       }
       bytes_sent_ += update->ByteSizeLong();
+      {
+        absl::MutexLock lock(&mu_);
+        Subscriber& state = open_[id];
+        state.version = update->version();
+        if (update->publish_time_us() > 0) {
+          state.send_lag =
+              absl::Now() - absl::FromUnixMicros(static_cast<int64_t>(update->publish_time_us()));
+        }
+      }
       run = update->run();
       version = update->version();
       fingerprint = update->fingerprint();
@@ -63,8 +80,20 @@ grpc::Status UpdateServiceImpl::SubscribeUpdates(
     if (!open) break;
   }
   --subscribers_;
+  {
+    absl::MutexLock lock(&mu_);
+    open_.erase(id);
+  }
   spdlog::info("subscriber {} left at version {}", who, version);
   return result;
+}
+
+std::vector<UpdateServiceImpl::Subscriber> UpdateServiceImpl::OpenSubscribers() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<Subscriber> open;
+  open.reserve(open_.size());
+  for (const auto& [id, state] : open_) open.push_back(state);
+  return open;
 }
 
 }  // namespace contrail

@@ -10,6 +10,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 #include "common/access_policy.h"
 #include "proto/contrail.grpc.pb.h"
@@ -38,10 +45,25 @@ class UpdateServiceImpl final : public UpdateService::Service {
   uint64_t bytes_sent() const { return bytes_sent_.load(); }
   uint64_t subscribers() const { return subscribers_.load(); }
 
+  // One open update stream, for metrics and the status page.
+  struct Subscriber {
+    std::string name;  // SubscribeRequest.subscriber, or the peer
+    uint64_t version = 0;  // the newest version written to it
+    // From publishing to writing the newest update written to it
+    // (Update.publish_time_us); negative until one carried a time.
+    absl::Duration send_lag = -absl::Seconds(1);
+  };
+  // The streams open now.
+  std::vector<Subscriber> OpenSubscribers() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   UpdatePublisher* const publisher_;
   const uint64_t max_subscribers_;
   const AccessPolicy* const access_;
+  // Protects the open streams' states, by stream id.
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, Subscriber> open_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> subscribers_{0};
 };

@@ -1,0 +1,236 @@
+// A test fixture that runs the real trainer and server binaries with
+// --metrics_listen=127.0.0.1:0 on synthetic Fashion-MNIST-shaped data, for
+// the tests of what they serve over HTTP (metrics_integration_test,
+// status_page_test). Ports are picked by the daemons and read back from
+// --port_file and --metrics_port_file; every wait is a poll with a
+// deadline; TearDown() stops and reaps every child and, on failure, copies
+// their logs into the test log.
+#ifndef CONTRAIL_TESTS_MONITORED_DAEMONS_H_
+#define CONTRAIL_TESTS_MONITORED_DAEMONS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "proto/contrail.grpc.pb.h"
+#include "tests/test_util/child_process.h"
+#include "tests/test_util/idx_writer.h"
+#include "tests/test_util/runfiles.h"
+
+namespace contrail {
+namespace test {
+
+inline constexpr absl::Duration kPollInterval = absl::Milliseconds(50);
+inline constexpr absl::Duration kStartDeadline = absl::Seconds(30);
+inline constexpr absl::Duration kRunDeadline = absl::Seconds(60);
+inline constexpr absl::Duration kRpcDeadline = absl::Seconds(10);
+
+using Flags = std::map<std::string, std::string>;
+
+// A started daemon: its gRPC port and its metrics port.
+struct MonitoredDaemon {
+  ChildProcess* process = nullptr;
+  int port = 0;
+  int metrics_port = 0;
+  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
+};
+
+class MonitoredDaemonsTest : public ::testing::Test {
+ protected:
+  static constexpr int64_t kTrainCount = 3000;
+  static constexpr int64_t kStreamExamples = 1500;
+
+  static void SetUpTestSuite() {
+    data_dir_ = new std::string(TestTmpDir() + "/fashion-mnist");
+    const absl::Status written =
+        WriteSyntheticFashionMnist(*data_dir_, kTrainCount, /*test_count=*/100, /*seed=*/5);
+    ASSERT_TRUE(written.ok()) << written;
+  }
+
+  static void TearDownTestSuite() {
+    delete data_dir_;
+    data_dir_ = nullptr;
+  }
+
+  void TearDown() override {
+    for (const std::unique_ptr<ChildProcess>& child : children_) child->Stop(absl::Seconds(5));
+    if (HasFailure()) {
+      for (const std::unique_ptr<ChildProcess>& child : children_) {
+        std::fprintf(stderr, "---- %s stdout ----\n%s---- %s stderr ----\n%s",
+                     child->name().c_str(), child->Stdout().c_str(), child->name().c_str(),
+                     child->Stderr().c_str());
+      }
+    }
+    children_.clear();
+  }
+
+  // 1000 examples of initial training, then a stream of 1500 at 500 a
+  // second (about 3 s), top-k at 1 %.
+  static Flags TrainerFlags() {
+    return {{"listen", "127.0.0.1:0"},   {"metrics_listen", "127.0.0.1:0"},
+            {"data_dir", *data_dir_},     {"model", "lenet5"},
+            {"initial_examples", "1000"}, {"initial_epochs", "1"},
+            {"stream_examples", absl::StrCat(kStreamExamples)},
+            {"trigger_size", "8"},        {"batch_size", "64"},
+            {"sparsity", "topk"},         {"ratio", "0.01"},
+            {"lr", "0.003"},              {"replay_rate", "500"},
+            {"threads", "1"}};
+  }
+
+  static Flags ServerFlags(const std::string& trainer_address) {
+    return {{"listen", "127.0.0.1:0"},
+            {"metrics_listen", "127.0.0.1:0"},
+            {"trainer", trainer_address},
+            {"name", "server-a"},
+            {"threads", "1"}};
+  }
+
+  // Starts `binary` (a runfile path or an absolute path) with `args`.
+  ChildProcess* StartProcess(const std::string& name, const std::string& binary,
+                             const std::vector<std::string>& args) {
+    const std::string child_name = absl::StrCat(name, "-", ++started_);
+    std::unique_ptr<ChildProcess> child =
+        ChildProcess::Start(child_name, binary.front() == '/' ? binary : Runfile(binary), args,
+                            absl::StrCat(TestTmpDir(), "/", child_name));
+    if (child == nullptr) return nullptr;
+    children_.push_back(std::move(child));
+    return children_.back().get();
+  }
+
+  // Starts a daemon and waits until both its ports are written.
+  absl::StatusOr<MonitoredDaemon> StartDaemon(const std::string& name,
+                                              const std::string& binary, Flags flags) {
+    const std::string prefix = absl::StrCat(TestTmpDir(), "/", name, "-", started_ + 1);
+    flags["port_file"] = prefix + ".port";
+    flags["metrics_port_file"] = prefix + ".metrics_port";
+    std::remove(flags["port_file"].c_str());
+    std::remove(flags["metrics_port_file"].c_str());
+    std::vector<std::string> args;
+    for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
+    MonitoredDaemon daemon;
+    daemon.process = StartProcess(name, binary, args);
+    if (daemon.process == nullptr) return absl::InternalError("fork failed");
+    const absl::Time deadline = absl::Now() + kStartDeadline;
+    while (!(ReadPort(flags["port_file"], &daemon.port) &&
+             ReadPort(flags["metrics_port_file"], &daemon.metrics_port))) {
+      if (std::optional<int> status = daemon.process->WaitForExit(absl::ZeroDuration())) {
+        return absl::InternalError(absl::StrCat(name, " exited with wait status ", *status,
+                                                " before listening: ",
+                                                daemon.process->Stderr()));
+      }
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(name, " wrote no port files"));
+      }
+      absl::SleepFor(kPollInterval);
+    }
+    return daemon;
+  }
+
+  static bool ReadPort(const std::string& path, int* port) {
+    return absl::SimpleAtoi(absl::StripSuffix(ReadFileOrEmpty(path), "\n"), port) && *port > 0;
+  }
+
+  static std::unique_ptr<StatusService::Stub> StatusStub(const MonitoredDaemon& daemon) {
+    return StatusService::NewStub(
+        grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  }
+
+  static absl::StatusOr<StatusResponse> GetStatus(StatusService::Stub& stub) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcDeadline));
+    StatusResponse response;
+    const grpc::Status rpc = stub.GetStatus(&context, StatusRequest(), &response);
+    if (!rpc.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(rpc.error_code()), rpc.error_message());
+    }
+    return response;
+  }
+
+  // Polls until `done` holds for the daemon's status; the last status.
+  template <typename Predicate>
+  static absl::StatusOr<StatusResponse> WaitForStatus(StatusService::Stub& stub,
+                                                      const std::string& what,
+                                                      Predicate done) {
+    const absl::Time deadline = absl::Now() + kRunDeadline;
+    while (true) {
+      absl::StatusOr<StatusResponse> status = GetStatus(stub);
+      if (!status.ok()) return status.status();
+      if (done(*status)) return status;
+      if (status->phase() == FAILED) return absl::InternalError("failed: " + what);
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("no ", what, "; last status: ", status->ShortDebugString()));
+      }
+      absl::SleepFor(kPollInterval);
+    }
+  }
+
+  // Starts a trainer and a server following it, and waits until the
+  // stream ended and the server holds the trainer's model.
+  void StartAndFinishStream(MonitoredDaemon* trainer, MonitoredDaemon* server,
+                            StatusResponse* trainer_status, StatusResponse* server_status) {
+    absl::StatusOr<MonitoredDaemon> started_trainer =
+        StartDaemon("trainer", "trainer/trainer", TrainerFlags());
+    ASSERT_TRUE(started_trainer.ok()) << started_trainer.status();
+    *trainer = *started_trainer;
+    absl::StatusOr<MonitoredDaemon> started_server =
+        StartDaemon("server", "server/server", ServerFlags(trainer->address()));
+    ASSERT_TRUE(started_server.ok()) << started_server.status();
+    *server = *started_server;
+    auto trainer_stub = StatusStub(*trainer);
+    auto server_stub = StatusStub(*server);
+    absl::StatusOr<StatusResponse> done = WaitForStatus(
+        *trainer_stub, "end of the stream", [](const StatusResponse& s) {
+          return s.phase() == DONE;
+        });
+    ASSERT_TRUE(done.ok()) << done.status();
+    *trainer_status = *done;
+    absl::StatusOr<StatusResponse> holds = WaitForStatus(
+        *server_stub, "server holding the trainer's model", [&done](const StatusResponse& s) {
+          return s.version() == done->version() && s.checksum() == done->checksum();
+        });
+    ASSERT_TRUE(holds.ok()) << holds.status();
+    *server_status = *holds;
+  }
+
+  // GET http://127.0.0.1:`port``path`; the body, or an error.
+  static absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(5);
+    client.set_read_timeout(10);
+    httplib::Result result = client.Get(path.c_str());
+    if (!result) {
+      return absl::UnavailableError(absl::StrCat("GET ", path, " on port ", port, ": ",
+                                                 httplib::to_string(result.error())));
+    }
+    if (result->status != 200) {
+      return absl::UnavailableError(
+          absl::StrCat("GET ", path, ": HTTP ", result->status, ": ", result->body));
+    }
+    return result->body;
+  }
+
+  static inline std::string* data_dir_ = nullptr;
+  std::vector<std::unique_ptr<ChildProcess>> children_;
+  int started_ = 0;
+};
+
+}  // namespace test
+}  // namespace contrail
+
+#endif  // CONTRAIL_TESTS_MONITORED_DAEMONS_H_
