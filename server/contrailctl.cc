@@ -67,8 +67,7 @@ namespace {
 
 // Ends contrailctl with `status`'s message and exit status 2: bad flags.
 [[noreturn]] void FailFlags(const absl::Status& status) {
-  std::fprintf(stderr, "contrailctl: %s
-", std::string(status.message()).c_str());
+  std::fprintf(stderr, "contrailctl: %s\n", std::string(status.message()).c_str());
   std::exit(2);
 }
 
