@@ -1,5 +1,6 @@
-// gRPC UpdateService of the trainer: streams each subscriber the snapshot
-// and updates it misses from the UpdatePublisher.
+// gRPC UpdateService: streams each subscriber the snapshot and updates it
+// misses from an UpdateFeed: the trainer's UpdatePublisher, or a relaying
+// server's UpdateRelay (server/update_relay.h).
 //
 // Each SubscribeUpdates call runs on its own gRPC thread for the life of the
 // subscription; a slow subscriber blocks only its own thread, and falls back
@@ -10,9 +11,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
+#include <utility>
 
 #include "proto/contrail.grpc.pb.h"
-#include "trainer/update_publisher.h"
+#include "common/update_feed.h"
 
 namespace contrail {
 
@@ -23,10 +26,13 @@ class UpdateServiceImpl final : public UpdateService::Service {
   // instead of pinning the updates it has not yet been sent.
   static constexpr size_t kMaxBatch = 64;
 
-  // `publisher` must outlive the service. More than `max_subscribers`
-  // streams at once are refused with RESOURCE_EXHAUSTED.
-  explicit UpdateServiceImpl(UpdatePublisher* publisher, uint64_t max_subscribers = 256)
-      : publisher_(publisher), max_subscribers_(max_subscribers) {}
+  // `feed` must outlive the service. More than `max_subscribers` streams
+  // at once are refused with RESOURCE_EXHAUSTED naming `max_subscribers_flag`.
+  explicit UpdateServiceImpl(UpdateFeed* feed, uint64_t max_subscribers = 256,
+                             std::string max_subscribers_flag = "--max_subscribers")
+      : feed_(feed),
+        max_subscribers_(max_subscribers),
+        max_subscribers_flag_(std::move(max_subscribers_flag)) {}
 
   grpc::Status SubscribeUpdates(grpc::ServerContext* context,
                                 const SubscribeRequest* request,
@@ -36,8 +42,9 @@ class UpdateServiceImpl final : public UpdateService::Service {
   uint64_t subscribers() const { return subscribers_.load(); }
 
  private:
-  UpdatePublisher* const publisher_;
+  UpdateFeed* const feed_;
   const uint64_t max_subscribers_;
+  const std::string max_subscribers_flag_;
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> subscribers_{0};
 };
