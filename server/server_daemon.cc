@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
@@ -62,19 +63,30 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
       saver->MarkSaved(restored->run, restored->version);
     }
   }
+  std::unique_ptr<UpdateRelay> relay;
+  if (options.relay) {
+    if (options.relay_max_subscribers < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "relay_max_subscribers must be >= 1, got ", options.relay_max_subscribers));
+    }
+    // After the restore: the version restored is the first passed on.
+    CONTRAIL_ASSIGN_OR_RETURN(relay, UpdateRelay::Create(options.relay_options, live.get()));
+  }
   UpdateSubscriber::Options subscriber_options;
   subscriber_options.trainer = options.trainer;
   subscriber_options.name =
       options.name.empty() ? absl::StrCat("server@", options.listen) : options.name;
   subscriber_options.backoff = options.backoff;
   subscriber_options.clock = options.clock;
+  subscriber_options.applier = relay.get();
   CONTRAIL_ASSIGN_OR_RETURN(
       std::unique_ptr<UpdateSubscriber> subscriber,
       UpdateSubscriber::Create(
           subscriber_options,
           UpdateSubscriber::MakeChannel(options.trainer, options.keepalive), live.get()));
-  return std::unique_ptr<ServerDaemon>(new ServerDaemon(
-      options, std::move(live), std::move(subscriber), std::move(store), std::move(saver)));
+  return std::unique_ptr<ServerDaemon>(new ServerDaemon(options, std::move(live),
+                                                        std::move(relay), std::move(subscriber),
+                                                        std::move(store), std::move(saver)));
 }
 
 int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
@@ -82,16 +94,24 @@ int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
 }
 
 ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
+                           std::unique_ptr<UpdateRelay> relay,
                            std::unique_ptr<UpdateSubscriber> subscriber,
                            std::unique_ptr<ServedModelStore> store,
                            std::unique_ptr<ServedModelSaver> saver)
     : options_(options),
       live_(std::move(live)),
+      relay_(std::move(relay)),
       subscriber_(std::move(subscriber)),
       store_(std::move(store)),
       saver_(std::move(saver)),
       prediction_service_(live_.get()),
-      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get()) {}
+      update_service_(relay_ == nullptr
+                          ? nullptr
+                          : std::make_unique<UpdateServiceImpl>(relay_.get(),
+                                                                options.relay_max_subscribers,
+                                                                "--relay_max_subscribers")),
+      status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get(),
+                      update_service_.get()) {}
 
 ServerDaemon::~ServerDaemon() { Shutdown(); }
 
@@ -104,14 +124,16 @@ absl::Status ServerDaemon::Start() {
   GrpcServerOptions server_options;
   server_options.max_receive_message_bytes =
       static_cast<int>(MaxPredictRequestBytes(options_));
-  absl::StatusOr<StartedServer> server = StartGrpcServer(
-      options_.listen, {&prediction_service_, &status_service_}, server_options);
+  std::vector<grpc::Service*> services = {&prediction_service_, &status_service_};
+  if (update_service_ != nullptr) services.push_back(update_service_.get());
+  absl::StatusOr<StartedServer> server =
+      StartGrpcServer(options_.listen, services, server_options);
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   port_ = server->port;
   started_ = true;
-  spdlog::info("listening on port {}, following the trainer at {}", port_,
-               options_.trainer);
+  spdlog::info("listening on port {}, following the trainer at {}{}", port_,
+               options_.trainer, relay_ != nullptr ? ", relaying its updates" : "");
   subscriber_->Start();
   if (saver_ != nullptr) saver_->Start();
   return absl::OkStatus();
@@ -130,6 +152,8 @@ void ServerDaemon::Shutdown() {
   subscriber_->Stop();
   // The last version applied is on disk before the port closes.
   if (saver_ != nullptr) saver_->Stop();
+  // Subscriptions below end now rather than at the grace deadline.
+  if (relay_ != nullptr) relay_->Close();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
   const std::shared_ptr<const LiveModel::Version> served = live_->Current();

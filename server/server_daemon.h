@@ -13,6 +13,10 @@
 // subscriber and the saver hold pointers to the LiveModel, which outlives
 // them.
 //
+// With Options::relay the daemon also serves UpdateService on its listen
+// port: what it applies it passes on unchanged to servers that follow it
+// (server/update_relay.h), so that servers form a tree below the trainer.
+//
 // This class is thread-safe.
 #ifndef CONTRAIL_SERVER_SERVER_DAEMON_H_
 #define CONTRAIL_SERVER_SERVER_DAEMON_H_
@@ -35,7 +39,9 @@
 #include "server/served_model_saver.h"
 #include "server/served_model_store.h"
 #include "server/server_status_service_impl.h"
+#include "server/update_relay.h"
 #include "server/update_subscriber.h"
+#include "trainer/update_service_impl.h"
 
 namespace contrail {
 
@@ -71,6 +77,14 @@ class ServerDaemon {
     Clock* clock = Clock::Real();
     // How long Shutdown() lets RPCs in flight finish before cancelling them.
     absl::Duration shutdown_grace = absl::Seconds(2);
+    // Also serve UpdateService, passing on every update applied, so that
+    // other servers can follow this one (--relay).
+    bool relay = false;
+    // With relay: the updates kept for servers that follow this one.
+    UpdateRelay::Options relay_options;
+    // With relay: subscriptions served at once; more are refused with
+    // RESOURCE_EXHAUSTED (--relay_max_subscribers).
+    uint64_t relay_max_subscribers = 64;
   };
 
   // Checks `options` (INVALID_ARGUMENT naming the field, which is also the
@@ -103,6 +117,7 @@ class ServerDaemon {
 
  private:
   ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
+               std::unique_ptr<UpdateRelay> relay,
                std::unique_ptr<UpdateSubscriber> subscriber,
                std::unique_ptr<ServedModelStore> store,
                std::unique_ptr<ServedModelSaver> saver);
@@ -111,11 +126,15 @@ class ServerDaemon {
   // services and the subscriber point into live_.
   const Options options_;
   const std::unique_ptr<LiveModel> live_;
+  // Null unless Options::relay; the subscriber applies through it.
+  const std::unique_ptr<UpdateRelay> relay_;
   const std::unique_ptr<UpdateSubscriber> subscriber_;
   // Null without a state directory.
   const std::unique_ptr<ServedModelStore> store_;
   const std::unique_ptr<ServedModelSaver> saver_;
   PredictionServiceImpl prediction_service_;
+  // Null unless Options::relay.
+  const std::unique_ptr<UpdateServiceImpl> update_service_;
   ServerStatusServiceImpl status_service_;
 
   // Protects the lifecycle: held through Start() and Shutdown(), so that

@@ -135,7 +135,9 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     }
     received_any = true;
     bytes_received_ += update.ByteSizeLong();
-    const absl::Status applied = live_->Apply(update);
+    const absl::Status applied = options_.applier != nullptr
+                                     ? options_.applier->Apply(update)
+                                     : live_->Apply(update);
     if (!applied.ok()) {
       ended.rejected = true;
       ended.reason = absl::StrCat("rejected ", update.snapshot() ? "snapshot " : "update ",

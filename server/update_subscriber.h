@@ -56,6 +56,16 @@
 
 namespace contrail {
 
+// Where a subscriber applies what it receives, when that is more than the
+// LiveModel: a relay (server/update_relay.h) applies each update to it and
+// passes it on. Called by the apply thread only.
+class UpdateApplier {
+ public:
+  virtual ~UpdateApplier() = default;
+  // As LiveModel::Apply(): an error means the update did not apply.
+  virtual absl::Status Apply(const Update& update) = 0;
+};
+
 class UpdateSubscriber {
  public:
   struct Options {
@@ -68,6 +78,10 @@ class UpdateSubscriber {
     Backoff::Options backoff;
     // The clock the waits run on; must outlive the subscriber.
     Clock* clock = Clock::Real();
+    // What each received update is applied to, if not straight to the
+    // LiveModel given to Create() (which it must then write); null: the
+    // LiveModel. Must outlive the subscriber.
+    UpdateApplier* applier = nullptr;
   };
 
   // The keepalive pings of the update channel. A trainer accepts pings
