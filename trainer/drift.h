@@ -31,6 +31,10 @@ std::vector<int32_t> LabelPermutation(int32_t classes, uint64_t seed);
 // Rotation needs square images (INVALID_ARGUMENT otherwise).
 absl::Status ApplyDrift(Drift drift, int64_t begin, uint64_t seed,
                         int32_t classes, LabelledImages* data);
+// The same for examples [begin, end) only: a burst of drift (label noise
+// for a window of the stream) that ends at `end`.
+absl::Status ApplyDrift(Drift drift, int64_t begin, int64_t end, uint64_t seed,
+                        int32_t classes, LabelledImages* data);
 
 }  // namespace contrail
 

@@ -133,6 +133,9 @@ class UpdatePublisher final : public UpdateFeed {
   uint64_t mirror_checksum() const;
   const ModelSpec& spec() const { return spec_; }
   uint64_t run() const { return run_; }
+  // The mirror's contents at version(), for the training thread (its only
+  // writer, through this publisher) between Publish() calls.
+  ConstTensorViews mirror() const { return AsConst(mirror_); }
 
  private:
   UpdatePublisher(const ModelSpec& spec, TensorViews mirror, const Options& options);
