@@ -34,6 +34,12 @@ absl::Status ApplyDrift(Drift drift, int64_t begin, int64_t end, uint64_t seed,
   end = std::clamp<int64_t>(end, 0, data->count);
   begin = std::clamp<int64_t>(begin, 0, end);
   if (drift == Drift::kNone) return absl::OkStatus();
+  if (drift == Drift::kRandomLabels) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int32_t> label(0, classes - 1);
+    for (int64_t i = begin; i < end; ++i) data->labels[i] = label(rng);
+    return absl::OkStatus();
+  }
   if (drift == Drift::kPermuteLabels) {
     const std::vector<int32_t> permutation = LabelPermutation(classes, seed);
     for (int64_t i = begin; i < end; ++i) {

@@ -41,7 +41,7 @@ ABSL_FLAG(int32_t, retrain_epochs, Defaults().retrain_epochs(),
 ABSL_FLAG(int64_t, warmup_updates, Defaults().warmup_updates(),
           "training steps on the stream before deployment starts");
 ABSL_FLAG(std::string, drift, contrail::ConfigEnumName(Defaults().drift()),
-          "none, permute_labels or rotate: concept drift applied to streamed "
+          "none, permute_labels, rotate or random_labels (label noise): drift applied to streamed "
           "examples from --drift_at on");
 ABSL_FLAG(int64_t, drift_at, Defaults().drift_at(),
           "streamed examples before the drift starts");

@@ -53,6 +53,8 @@ TrainingConfig::Drift ToConfig(Drift drift) {
       return TrainingConfig::DRIFT_PERMUTE_LABELS;
     case Drift::kRotate:
       return TrainingConfig::DRIFT_ROTATE;
+    case Drift::kRandomLabels:
+      return TrainingConfig::DRIFT_RANDOM_LABELS;
   }
   return TrainingConfig::DRIFT_UNSPECIFIED;
 }
@@ -112,6 +114,8 @@ absl::StatusOr<Drift> FromConfig(TrainingConfig::Drift drift) {
       return Drift::kPermuteLabels;
     case TrainingConfig::DRIFT_ROTATE:
       return Drift::kRotate;
+    case TrainingConfig::DRIFT_RANDOM_LABELS:
+      return Drift::kRandomLabels;
     default:
       return Unknown("drift", drift);
   }

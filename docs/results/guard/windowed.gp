@@ -5,14 +5,14 @@
 set terminal pngcairo size 900,500 noenhanced
 set output "windowed.png"
 set datafile separator ","
-set title "Served model through a burst of label noise (LeNet-5, Fashion-MNIST, dense t = 8)"
+set title "Served model through a burst of label noise (LeNet-5, Fashion-MNIST, online b = 16)"
 set xlabel "streamed examples"
 set ylabel "served accuracy, last 500 examples (prequential)"
 set yrange [0:1]
 set key bottom right
 set grid
 set object 1 rect from 3000, graph 0 to 5500, graph 1 fc rgb "#eeeeee" behind
-set label 1 "labels permuted" at 3100, graph 0.95
+set label 1 "random labels" at 3100, graph 0.95
 plot "< grep '^no guard,' curves.csv" using 2:6 with lines lw 2 title "served, no guard", \
      "< grep '^guard 0.1,' curves.csv" using 2:6 with lines lw 2 title "served, --guard_drop=0.1", \
      "< grep '^guard 0.1,' curves.csv" using 2:5 with lines dt 2 title "trainer (guarded run)"
