@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "common/daemon_main.h"
 #include "common/model.h"
 #include "common/tls_flags.h"
@@ -38,6 +39,15 @@ ABSL_FLAG(std::string, trainer_token_file, "",
 ABSL_FLAG(double, keepalive_timeout_s, 2,
           "seconds a ping to the trainer may go unanswered before the link "
           "counts as dead and the server reconnects");
+ABSL_FLAG(bool, relay, false,
+          "also serve UpdateService on --listen, passing every update applied "
+          "on unchanged, so that other servers can follow this one (a tree "
+          "of servers below the trainer)");
+ABSL_FLAG(int64_t, relay_retain, 4096,
+          "with --relay: updates kept for servers that follow this one; one "
+          "that falls further behind gets a snapshot");
+ABSL_FLAG(int64_t, relay_max_subscribers, 64,
+          "with --relay: servers that may follow this one at once");
 
 ABSL_FLAG(std::string, health_listen, "",
           "host:port of a plaintext port serving only grpc.health.v1, for probes "
@@ -77,6 +87,18 @@ int main(int argc, char** argv) {
   // the same certificate.
   options.metrics_tls_cert_file = options.tls.cert_file;
   options.metrics_tls_key_file = options.tls.key_file;
+  options.relay = absl::GetFlag(FLAGS_relay);
+  const int64_t relay_retain = absl::GetFlag(FLAGS_relay_retain);
+  const int64_t relay_max_subscribers = absl::GetFlag(FLAGS_relay_max_subscribers);
+  if (relay_retain < 1) {
+    contrail::Fail(kProgram, absl::StrCat("--relay_retain must be >= 1, got ", relay_retain));
+  }
+  if (relay_max_subscribers < 1) {
+    contrail::Fail(kProgram, absl::StrCat("--relay_max_subscribers must be >= 1, got ",
+                                          relay_max_subscribers));
+  }
+  options.relay_options.max_retained_updates = static_cast<size_t>(relay_retain);
+  options.relay_max_subscribers = static_cast<uint64_t>(relay_max_subscribers);
   absl::StatusOr<std::unique_ptr<contrail::ServerDaemon>> daemon =
       contrail::ServerDaemon::Create(options);
   if (!daemon.ok()) contrail::Fail(kProgram, daemon.status());

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/daemon.h"
@@ -98,6 +99,15 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
       saver->MarkSaved(restored->run, restored->version);
     }
   }
+  std::unique_ptr<UpdateRelay> relay;
+  if (options.relay) {
+    if (options.relay_max_subscribers < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "relay_max_subscribers must be >= 1, got ", options.relay_max_subscribers));
+    }
+    // After the restore: the version restored is the first passed on.
+    CONTRAIL_ASSIGN_OR_RETURN(relay, UpdateRelay::Create(options.relay_options, live.get()));
+  }
   UpdateSubscriber::Options subscriber_options;
   subscriber_options.trainer = options.trainer;
   subscriber_options.name =
@@ -105,6 +115,7 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
   subscriber_options.backoff = options.backoff;
   subscriber_options.clock = options.clock;
   subscriber_options.token = trainer_token;
+  subscriber_options.applier = relay.get();
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<ServerMetrics> metrics;
   if (!options.metrics_listen.empty()) {
@@ -119,7 +130,8 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
                                                              trainer_credentials),
                                live.get()));
   std::unique_ptr<ServerDaemon> daemon(new ServerDaemon(
-      options, std::move(live), std::move(subscriber), std::move(store), std::move(saver),
+      options, std::move(live), std::move(relay), std::move(subscriber), std::move(store),
+      std::move(saver),
       std::move(tokens), std::move(credentials), std::move(registry), std::move(metrics)));
   if (!options.metrics_listen.empty()) {
     MonitoringServer::Options monitoring_options;
@@ -160,6 +172,7 @@ int64_t ServerDaemon::MaxPredictRequestBytes(const Options& options) {
 }
 
 ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
+                           std::unique_ptr<UpdateRelay> relay,
                            std::unique_ptr<UpdateSubscriber> subscriber,
                            std::unique_ptr<ServedModelStore> store,
                            std::unique_ptr<ServedModelSaver> saver,
@@ -169,14 +182,20 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
                            std::unique_ptr<ServerMetrics> metrics)
     : options_(options),
       live_(std::move(live)),
+      relay_(std::move(relay)),
       subscriber_(std::move(subscriber)),
       store_(std::move(store)),
       saver_(std::move(saver)),
       tokens_(std::move(tokens)),
       credentials_(std::move(credentials)),
       prediction_service_(live_.get(), access()),
+      update_service_(relay_ == nullptr
+                          ? nullptr
+                          : std::make_unique<UpdateServiceImpl>(
+                                relay_.get(), options.relay_max_subscribers,
+                                "--relay_max_subscribers", access())),
       status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get(),
-                      access()),
+                      update_service_.get(), access()),
       health_service_([live = live_.get()] { return live->Current() != nullptr; },
                       {PredictionService::service_full_name(),
                        StatusService::service_full_name(),
@@ -206,10 +225,11 @@ absl::Status ServerDaemon::Start() {
       return request_metrics_->MakeInterceptorFactories();
     };
   }
-  absl::StatusOr<StartedServer> server = StartGrpcServer(
-      options_.listen,
-      {&prediction_service_, &status_service_, &inference_service_, &health_service_},
-      server_options);
+  std::vector<grpc::Service*> services = {&prediction_service_, &status_service_,
+                                          &inference_service_, &health_service_};
+  if (update_service_ != nullptr) services.push_back(update_service_.get());
+  absl::StatusOr<StartedServer> server =
+      StartGrpcServer(options_.listen, services, server_options);
   if (!server.ok()) return server.status();
   if (!options_.health_listen.empty()) {
     absl::StatusOr<StartedServer> health =
@@ -236,11 +256,12 @@ absl::Status ServerDaemon::Start() {
     spdlog::info("serving metrics and the status page on port {}", monitoring_->port());
   }
   started_ = true;
-  spdlog::info("listening on port {} ({}; {}), following the trainer at {}{}", port_,
+  spdlog::info("listening on port {} ({}; {}), following the trainer at {}{}{}", port_,
                options_.tls.enabled() ? "TLS" : "plaintext",
                tokens_ != nullptr ? absl::StrCat(tokens_->size(), " bearer tokens")
                                   : std::string("no tokens"),
-               options_.trainer, options_.tls.enabled() ? " over mutual TLS" : "");
+               options_.trainer, options_.tls.enabled() ? " over mutual TLS" : "",
+               relay_ != nullptr ? ", relaying its updates" : "");
   subscriber_->Start();
   if (saver_ != nullptr) saver_->Start();
   return absl::OkStatus();
@@ -263,6 +284,8 @@ void ServerDaemon::Shutdown() {
   if (health_server_ != nullptr) health_server_->Shutdown();
   // The last version applied is on disk before the port closes.
   if (saver_ != nullptr) saver_->Stop();
+  // Subscriptions below end now rather than at the grace deadline.
+  if (relay_ != nullptr) relay_->Close();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
   const std::shared_ptr<const LiveModel::Version> served = live_->Current();

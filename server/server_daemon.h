@@ -14,6 +14,10 @@
 // subscriber and the saver hold pointers to the LiveModel, which outlives
 // them.
 //
+// With Options::relay the daemon also serves UpdateService on its listen
+// port: what it applies it passes on unchanged to servers that follow it
+// (server/update_relay.h), so that servers form a tree below the trainer.
+//
 // This class is thread-safe.
 #ifndef CONTRAIL_SERVER_SERVER_DAEMON_H_
 #define CONTRAIL_SERVER_SERVER_DAEMON_H_
@@ -44,7 +48,9 @@
 #include "server/served_model_store.h"
 #include "server/server_metrics.h"
 #include "server/server_status_service_impl.h"
+#include "server/update_relay.h"
 #include "server/update_subscriber.h"
+#include "trainer/update_service_impl.h"
 
 namespace contrail {
 
@@ -108,6 +114,14 @@ class ServerDaemon {
     // Both or neither.
     std::string metrics_tls_cert_file;
     std::string metrics_tls_key_file;
+    // Also serve UpdateService, passing on every update applied, so that
+    // other servers can follow this one (--relay).
+    bool relay = false;
+    // With relay: the updates kept for servers that follow this one.
+    UpdateRelay::Options relay_options;
+    // With relay: subscriptions served at once; more are refused with
+    // RESOURCE_EXHAUSTED (--relay_max_subscribers).
+    uint64_t relay_max_subscribers = 64;
   };
 
   // Checks `options` (INVALID_ARGUMENT naming the field, which is also the
@@ -143,6 +157,7 @@ class ServerDaemon {
 
  private:
   ServerDaemon(const Options& options, std::unique_ptr<LiveModel> live,
+               std::unique_ptr<UpdateRelay> relay,
                std::unique_ptr<UpdateSubscriber> subscriber,
                std::unique_ptr<ServedModelStore> store,
                std::unique_ptr<ServedModelSaver> saver, std::unique_ptr<AccessPolicy> tokens,
@@ -161,6 +176,8 @@ class ServerDaemon {
   // services and the subscriber point into live_.
   const Options options_;
   const std::unique_ptr<LiveModel> live_;
+  // Null unless Options::relay; the subscriber applies through it.
+  const std::unique_ptr<UpdateRelay> relay_;
   const std::unique_ptr<UpdateSubscriber> subscriber_;
   // Null without a state directory.
   const std::unique_ptr<ServedModelStore> store_;
@@ -169,6 +186,8 @@ class ServerDaemon {
   const std::unique_ptr<AccessPolicy> tokens_;
   const std::shared_ptr<grpc::ServerCredentials> credentials_;
   PredictionServiceImpl prediction_service_;
+  // Null unless Options::relay.
+  const std::unique_ptr<UpdateServiceImpl> update_service_;
   ServerStatusServiceImpl status_service_;
   // SERVING while a model is held; the second serves health_listen.
   HealthServiceImpl health_service_;

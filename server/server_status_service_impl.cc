@@ -34,6 +34,10 @@ void ServerStatusServiceImpl::Fill(StatusResponse* response) const {
   response->set_resyncs(subscriber_->resyncs());
   response->set_predictions(predictions_->predictions());
   if (saver_ != nullptr) response->set_saved_version(saver_->saved_version());
+  if (relay_ != nullptr) {
+    response->set_bytes_sent(relay_->bytes_sent());
+    response->set_subscribers(relay_->subscribers());
+  }
 }
 
 }  // namespace contrail

@@ -1,6 +1,7 @@
 // gRPC StatusService of a server: the version it serves, its checksum, its
 // link to the trainer (connected, seconds since the last update), what it
-// saved to --state_dir, and its counters. This class is thread-safe.
+// saved to --state_dir, and its counters; a relay's subscribers and bytes
+// sent to them. This class is thread-safe.
 #ifndef CONTRAIL_SERVER_SERVER_STATUS_SERVICE_IMPL_H_
 #define CONTRAIL_SERVER_SERVER_STATUS_SERVICE_IMPL_H_
 
@@ -10,23 +11,26 @@
 #include "server/prediction_service_impl.h"
 #include "server/served_model_saver.h"
 #include "server/update_subscriber.h"
+#include "trainer/update_service_impl.h"
 
 namespace contrail {
 
 class ServerStatusServiceImpl final : public StatusService::Service {
  public:
   // All must outlive the service; `saver` is null for a server without a
-  // state directory. Callers without the status role under `access` are
-  // refused.
+  // state directory, `relay` (the UpdateService it serves) unless it
+  // relays. Callers without the status role under `access` are refused.
   ServerStatusServiceImpl(const LiveModel* live,
                           const UpdateSubscriber* subscriber,
                           const PredictionServiceImpl* predictions,
                           const ServedModelSaver* saver = nullptr,
+                          const UpdateServiceImpl* relay = nullptr,
                           const AccessPolicy* access = &AccessPolicy::Open())
       : live_(live),
         subscriber_(subscriber),
         predictions_(predictions),
         saver_(saver),
+        relay_(relay),
         access_(access) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
@@ -41,6 +45,7 @@ class ServerStatusServiceImpl final : public StatusService::Service {
   const UpdateSubscriber* const subscriber_;
   const PredictionServiceImpl* const predictions_;
   const ServedModelSaver* const saver_;
+  const UpdateServiceImpl* const relay_;
   const AccessPolicy* const access_;
 };
 

@@ -142,7 +142,9 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     const uint64_t wire_bytes = update.ByteSizeLong();
     bytes_received_ += wire_bytes;
     const absl::Time apply_started = absl::Now();
-    const absl::Status applied = live_->Apply(update);
+    const absl::Status applied = options_.applier != nullptr
+                                     ? options_.applier->Apply(update)
+                                     : live_->Apply(update);
     const absl::Time applied_at = absl::Now();
     if (!applied.ok()) {
       ended.rejected = true;

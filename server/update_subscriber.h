@@ -56,6 +56,16 @@
 
 namespace contrail {
 
+// Where a subscriber applies what it receives, when that is more than the
+// LiveModel: a relay (server/update_relay.h) applies each update to it and
+// passes it on. Called by the apply thread only.
+class UpdateApplier {
+ public:
+  virtual ~UpdateApplier() = default;
+  // As LiveModel::Apply(): an error means the update did not apply.
+  virtual absl::Status Apply(const Update& update) = 0;
+};
+
 class UpdateSubscriber {
  public:
   // Told of every update (snapshots included) the subscriber applied, on
@@ -87,6 +97,10 @@ class UpdateSubscriber {
     // Told of each update applied; null: nobody. Must outlive the
     // subscriber.
     Observer* observer = nullptr;
+    // What each received update is applied to, if not straight to the
+    // LiveModel given to Create() (which it must then write); null: the
+    // LiveModel. Must outlive the subscriber.
+    UpdateApplier* applier = nullptr;
   };
 
   // The keepalive pings of the update channel. A trainer accepts pings

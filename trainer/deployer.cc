@@ -1,10 +1,41 @@
 #include "trainer/deployer.h"
 
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace contrail {
+namespace {
+
+std::vector<std::vector<float>> Copy(const ConstTensorViews& views) {
+  std::vector<std::vector<float>> copy;
+  copy.reserve(views.size());
+  for (absl::Span<const float> t : views) copy.emplace_back(t.begin(), t.end());
+  return copy;
+}
+
+ConstTensorViews View(const std::vector<std::vector<float>>& tensors) {
+  ConstTensorViews views;
+  views.reserve(tensors.size());
+  for (const std::vector<float>& t : tensors) views.push_back(absl::MakeConstSpan(t));
+  return views;
+}
+
+}  // namespace
+
+absl::Status Deployer::CheckOptions(const Options& options) {
+  return QualityGuard::Create(options.guard).status();
+}
+
+Deployer::Deployer(const Options& options, UpdatePublisher* publisher)
+    : options_(options),
+      publisher_(publisher),
+      // CheckOptions() passed: Create() cannot fail.
+      guard_(*QualityGuard::Create(options.guard)) {}
 
 void Deployer::Start(const ConstTensorViews& trainer) {
   publisher_->Start(trainer);
@@ -27,12 +58,64 @@ absl::StatusOr<bool> Deployer::Publish(const ConstTensorViews& trainer) {
 
 absl::Status Deployer::AfterStep(const ConstTensorViews& trainer) {
   stalled_ = false;
-  if (++steps_ <= options_.warmup_steps) return absl::OkStatus();
+  if (++steps_ <= options_.warmup_steps || holding()) return absl::OkStatus();
   return Publish(trainer).status();
 }
 
+absl::Status Deployer::Observe(int64_t count, int64_t trainer_correct,
+                               int64_t served_correct) {
+  const bool was_holding = holding();
+  const QualityGuard::Verdict verdict = guard_.Observe(count, trainer_correct, served_correct);
+  if (!was_holding && holding()) {
+    spdlog::warn("guard: holding deployment at version {}: trainer {:.2f} < served best {:.2f} - "
+                 "{:.2f}",
+                 counters_.version, guard_.trainer_accuracy(), guard_.best_served_accuracy(),
+                 options_.guard.drop);
+  } else if (was_holding && !holding()) {
+    spdlog::info("guard: resuming deployment at version {}: trainer {:.2f} >= served best {:.2f} "
+                 "- {:.2f}",
+                 counters_.version, guard_.trainer_accuracy(), guard_.best_served_accuracy(),
+                 options_.guard.drop);
+  }
+  if (verdict.good) {
+    // The candidate has stayed good a whole window since it was kept.
+    if (candidate_version_ != 0) {
+      good_ = std::move(candidate_);
+      good_version_ = candidate_version_;
+    }
+    candidate_ = Copy(publisher_->mirror());
+    candidate_version_ = publisher_->version();
+  }
+  if (verdict.roll_back) return RollBack();
+  return absl::OkStatus();
+}
+
+absl::Status Deployer::RollBack() {
+  if (good_version_ == 0) {
+    spdlog::warn("guard: served accuracy {:.2f} < served best {:.2f} - {:.2f}, but no good "
+                 "version is known yet to roll back to",
+                 guard_.served_accuracy(), guard_.best_served_accuracy(), options_.guard.drop);
+    return absl::OkStatus();
+  }
+  const uint64_t from = counters_.version;
+  // Ordinary updates from the mirror to the good weights, within the
+  // deploy budget, until they are equal.
+  const ConstTensorViews good = View(good_);
+  CONTRAIL_ASSIGN_OR_RETURN(bool published, Publish(good));
+  while (published && held_back_entries_ > 0) {
+    CONTRAIL_ASSIGN_OR_RETURN(published, Publish(good));
+  }
+  // The budget's leftovers are the trainer's, not the good version's.
+  held_back_entries_ = 0;
+  spdlog::warn("guard: rolled the servers back from version {} to the weights of version {} "
+               "as version {}: served {:.2f} < served best {:.2f} - {:.2f}",
+               from, good_version_, counters_.version, guard_.served_accuracy(),
+               guard_.best_served_accuracy(), options_.guard.drop);
+  return absl::OkStatus();
+}
+
 absl::Status Deployer::SendHeldBack(const ConstTensorViews& trainer) {
-  if (!has_held_back()) return absl::OkStatus();
+  if (!has_held_back() || holding()) return absl::OkStatus();
   CONTRAIL_ASSIGN_OR_RETURN(const bool published, Publish(trainer));
   // Every entry sent moves the mirror strictly closer to the trainer (the
   // codec drops differences that round to zero), so rounds end; a round
@@ -43,6 +126,11 @@ absl::Status Deployer::SendHeldBack(const ConstTensorViews& trainer) {
 
 absl::Status Deployer::Flush(const ConstTensorViews& trainer) {
   stalled_ = false;
+  if (holding()) {
+    spdlog::warn("guard: not flushing the trainer's changes: deployment is held at version {}",
+                 counters_.version);
+    return absl::OkStatus();
+  }
   CONTRAIL_ASSIGN_OR_RETURN(bool published, Publish(trainer));
   int64_t rounds = 0;
   while (published && held_back_entries_ > 0) {

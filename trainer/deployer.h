@@ -8,6 +8,12 @@
 //    the trainer calls it while it waits for examples.
 //  - Flush(): updates until the mirror equals the trainer, or until an
 //    update makes no progress (values a lossy encoding rounds away).
+//  - Observe(): each arrival's prequential test goes to the QualityGuard
+//    (trainer/quality_guard.h). While it holds, nothing of the trainer's
+//    goes out; when it asks for a rollback, updates take the mirror (and
+//    so every server) back to the weights of the last good version, as
+//    new versions (versions never go backwards, and the servers need
+//    nothing new). When it resumes, trainer - mirror goes out as usual.
 //
 // All of it goes through the UpdatePublisher, which owns versions, the
 // mirror and retention. Torch-free. Not thread-safe; owned by the training
@@ -16,11 +22,13 @@
 #define CONTRAIL_TRAINER_DEPLOYER_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/tensor_views.h"
 #include "proto/checkpoint.pb.h"
+#include "trainer/quality_guard.h"
 #include "trainer/update_publisher.h"
 
 namespace contrail {
@@ -30,6 +38,8 @@ class Deployer {
   struct Options {
     // Training steps before the first update goes out.
     int64_t warmup_steps = 0;
+    // The deploy guard; off (drop 0) by default.
+    QualityGuard::Options guard;
   };
 
   // What has gone out so far.
@@ -39,17 +49,32 @@ class Deployer {
     int64_t payload_bytes = 0;   // their encoded size
   };
 
-  // `publisher` must outlive the deployer.
-  Deployer(const Options& options, UpdatePublisher* publisher)
-      : options_(options), publisher_(publisher) {}
+  // INVALID_ARGUMENT naming the flag when the guard's options are out of
+  // range (see QualityGuard::Create()).
+  static absl::Status CheckOptions(const Options& options);
+
+  // `publisher` must outlive the deployer; `options` must pass
+  // CheckOptions().
+  Deployer(const Options& options, UpdatePublisher* publisher);
 
   void Start(const ConstTensorViews& trainer);
   absl::Status AfterStep(const ConstTensorViews& trainer);
   // True when SendHeldBack() has something to send: the last update left
   // entries out, and sending more has not stalled.
-  bool has_held_back() const { return held_back_entries_ > 0 && !stalled_; }
+  bool has_held_back() const {
+    return held_back_entries_ > 0 && !stalled_ && !holding();
+  }
   absl::Status SendHeldBack(const ConstTensorViews& trainer);
   absl::Status Flush(const ConstTensorViews& trainer);
+  // Records an arrival's prequential test (before training on it) with
+  // the guard, and acts on its verdict.
+  absl::Status Observe(int64_t count, int64_t trainer_correct, int64_t served_correct);
+
+  const QualityGuard& guard() const { return guard_; }
+  // The version whose weights a rollback restores; 0 while none.
+  uint64_t good_version() const { return good_version_; }
+  // True while the guard holds deployment back.
+  bool holding() const { return guard_.state() == QualityGuard::State::kHolding; }
 
   const Counters& counters() const { return counters_; }
   // Entries where trainer and mirror differed after the last update.
@@ -64,8 +89,19 @@ class Deployer {
   // version went out.
   absl::StatusOr<bool> Publish(const ConstTensorViews& trainer);
 
+  // Takes the mirror to the weights kept for the last good version.
+  absl::Status RollBack();
+
   const Options options_;
   UpdatePublisher* const publisher_;
+  QualityGuard guard_;
+  // The mirror at the latest window the guard found good, with its
+  // version, and at the one before (the last good version: confirmed by
+  // the window after it).
+  std::vector<std::vector<float>> candidate_;
+  uint64_t candidate_version_ = 0;
+  std::vector<std::vector<float>> good_;
+  uint64_t good_version_ = 0;
   int64_t steps_ = 0;
   int64_t held_back_entries_ = 0;
   // Set when an update of held-back entries made no progress; cleared by

@@ -104,3 +104,78 @@ TEST_F(DeployerTest, FlushSendsEverythingLeft) {
 
 }  // namespace
 }  // namespace contrail
+
+namespace contrail {
+namespace {
+
+// The guard with windows of one arrival of 10 examples.
+class GuardedDeployerTest : public DeployerTest {
+ protected:
+  void SetUp() override {
+    UpdatePublisher::Options options;
+    publisher_ = UpdatePublisher::Create(spec_, {absl::MakeSpan(mirror_)}, options).value();
+    Deployer::Options deployer;
+    deployer.guard.drop = 0.1;
+    deployer.guard.window = 10;
+    deployer.guard.memory_windows = 5;
+    ASSERT_OK(Deployer::CheckOptions(deployer));
+    deployer_ = std::make_unique<Deployer>(deployer, publisher_.get());
+    deployer_->Start(Trainer());
+  }
+
+  // One arrival: its test (of 10 examples), then a step that changes the
+  // trainer's first entry, then deployment.
+  void Arrival(int64_t trainer_correct, int64_t served_correct) {
+    ASSERT_OK(deployer_->Observe(10, trainer_correct, served_correct));
+    trainer_[0] += 1;
+    ASSERT_OK(deployer_->AfterStep(Trainer()));
+  }
+};
+
+TEST_F(GuardedDeployerTest, HoldsRollsBackToTheLastGoodWeightsAndResumes) {
+  for (int i = 0; i < 4; ++i) Arrival(9, 9);
+  EXPECT_EQ(deployer_->counters().version, 5u);
+  // The last good version is confirmed a window after it was kept.
+  EXPECT_EQ(deployer_->good_version(), 3u);
+
+  // The trainer's accuracy falls: nothing more goes out.
+  Arrival(2, 9);
+  EXPECT_TRUE(deployer_->holding());
+  EXPECT_EQ(deployer_->counters().version, 5u);
+  EXPECT_FALSE(deployer_->has_held_back());
+  ASSERT_OK(deployer_->Flush(Trainer()));
+  EXPECT_EQ(deployer_->counters().version, 5u);
+
+  // The served model has fallen too: version 6 takes the mirror back to
+  // version 3's weights (trainer_[0] was 3 then).
+  ASSERT_OK(deployer_->Observe(10, 2, 2));
+  EXPECT_EQ(deployer_->counters().version, 6u);
+  EXPECT_EQ(publisher_->version(), 6u);
+  EXPECT_EQ(mirror_[0], 3.0f);
+  EXPECT_EQ(deployer_->guard().rollbacks(), 1);
+
+  // Recovered: trainer - mirror goes out as usual.
+  Arrival(9, 9);
+  EXPECT_FALSE(deployer_->holding());
+  EXPECT_EQ(deployer_->counters().version, 7u);
+  EXPECT_TRUE(MirrorEqualsTrainer());
+}
+
+TEST_F(GuardedDeployerTest, NoRollbackBeforeAGoodVersionIsKnown) {
+  Arrival(9, 9);
+  ASSERT_OK(deployer_->Observe(10, 1, 1));
+  EXPECT_TRUE(deployer_->holding());
+  EXPECT_EQ(deployer_->guard().rollbacks(), 1);
+  EXPECT_EQ(deployer_->good_version(), 0u);
+  EXPECT_EQ(deployer_->counters().version, 2u);
+}
+
+TEST(DeployerOptionsTest, OutOfRangeGuardNamesTheFlag) {
+  Deployer::Options options;
+  options.guard.drop = -0.5;
+  EXPECT_THAT(Deployer::CheckOptions(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("guard_drop")));
+}
+
+}  // namespace
+}  // namespace contrail

@@ -26,11 +26,23 @@ std::vector<int32_t> LabelPermutation(int32_t classes, uint64_t seed) {
 
 absl::Status ApplyDrift(Drift drift, int64_t begin, uint64_t seed,
                         int32_t classes, LabelledImages* data) {
-  begin = std::clamp<int64_t>(begin, 0, data->count);
+  return ApplyDrift(drift, begin, data->count, seed, classes, data);
+}
+
+absl::Status ApplyDrift(Drift drift, int64_t begin, int64_t end, uint64_t seed,
+                        int32_t classes, LabelledImages* data) {
+  end = std::clamp<int64_t>(end, 0, data->count);
+  begin = std::clamp<int64_t>(begin, 0, end);
   if (drift == Drift::kNone) return absl::OkStatus();
+  if (drift == Drift::kRandomLabels) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int32_t> label(0, classes - 1);
+    for (int64_t i = begin; i < end; ++i) data->labels[i] = label(rng);
+    return absl::OkStatus();
+  }
   if (drift == Drift::kPermuteLabels) {
     const std::vector<int32_t> permutation = LabelPermutation(classes, seed);
-    for (int64_t i = begin; i < data->count; ++i) {
+    for (int64_t i = begin; i < end; ++i) {
       int32_t& label = data->labels[i];
       if (label < 0 || label >= classes) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -46,7 +58,7 @@ absl::Status ApplyDrift(Drift drift, int64_t begin, uint64_t seed,
   }
   const int64_t n = data->rows;
   std::vector<float> rotated(n * n);
-  for (int64_t e = begin; e < data->count; ++e) {
+  for (int64_t e = begin; e < end; ++e) {
     float* image = data->pixels.data() + e * n * n;
     // Clockwise: output (r, c) takes input (n - 1 - c, r).
     for (int64_t r = 0; r < n; ++r) {

@@ -41,6 +41,38 @@ TEST(Drift, PermuteLabelsChangesOnlyLabelsFromTheDriftPointOn) {
   EXPECT_EQ(data.pixels, before.pixels);
 }
 
+TEST(Drift, ABurstChangesOnlyTheExamplesInsideIt) {
+  LabelledImages data = Numbered();
+  ASSERT_TRUE(ApplyDrift(Drift::kPermuteLabels, /*begin=*/1, /*end=*/3, /*seed=*/5,
+                         /*classes=*/4, &data)
+                  .ok());
+  const std::vector<int32_t> p = LabelPermutation(4, 5);
+  EXPECT_EQ(data.labels, (std::vector<int32_t>{0, p[1], p[2], 3}));
+}
+
+TEST(Drift, RandomLabelsAreSeededValidClassesInsideTheBurst) {
+  LabelledImages data;
+  data.count = 200;
+  data.rows = data.cols = 1;
+  data.pixels.assign(200, 0.0f);
+  data.labels.assign(200, 7);
+  LabelledImages again = data;
+  ASSERT_TRUE(ApplyDrift(Drift::kRandomLabels, 50, 150, /*seed=*/3, 10, &data).ok());
+  ASSERT_TRUE(ApplyDrift(Drift::kRandomLabels, 50, 150, /*seed=*/3, 10, &again).ok());
+  EXPECT_EQ(data.labels, again.labels);
+  std::set<int32_t> seen;
+  for (int i = 0; i < 200; ++i) {
+    if (i < 50 || i >= 150) {
+      EXPECT_EQ(data.labels[i], 7) << i;
+    } else {
+      EXPECT_GE(data.labels[i], 0);
+      EXPECT_LT(data.labels[i], 10);
+      seen.insert(data.labels[i]);
+    }
+  }
+  EXPECT_EQ(seen.size(), 10u);  // 100 draws cover every class
+}
+
 TEST(Drift, RotateTurnsImagesClockwiseFromTheDriftPointOn) {
   LabelledImages data = Numbered();
   const LabelledImages before = data;

@@ -292,7 +292,8 @@ absl::StatusOr<ExperimentResult> ExperimentRunner::RunOne(const Plan& plan) cons
   // The test set shows the concept at the end of the stream.
   LabelledImages test = test_;
   if (plan.training.replay.drift != Drift::kNone &&
-      config.drift_at() < config.stream_examples()) {
+      config.drift_at() < config.stream_examples() &&
+      (config.drift_until() == 0 || config.drift_until() >= config.stream_examples())) {
     CONTRAIL_RETURN_IF_ERROR(ApplyDrift(plan.training.replay.drift, /*begin=*/0,
                                         config.seed(), spec.num_classes(), &test));
   }
@@ -322,15 +323,19 @@ absl::StatusOr<ExperimentResult> ExperimentRunner::RunOne(const Plan& plan) cons
   result.served_prequential = stats.served_prequential_accuracy();
   result.served_test_accuracy = test_accuracy;
   result.curve = stats.curve;
+  result.guard_holds = stats.guard_holds;
+  result.guard_rollbacks = stats.guard_rollbacks;
   return result;
 }
 
 std::string CurvesCsv(const std::vector<ExperimentResult>& results) {
-  std::string csv = "config,examples,trainer_prequential,served_prequential\n";
+  std::string csv =
+      "config,examples,trainer_prequential,served_prequential,trainer_window,served_window\n";
   for (const ExperimentResult& result : results) {
     for (const StreamTrainer::CurvePoint& point : result.curve) {
-      absl::StrAppendFormat(&csv, "%s,%d,%.6f,%.6f\n", result.config, point.examples,
-                            point.trainer_accuracy, point.served_accuracy);
+      absl::StrAppendFormat(&csv, "%s,%d,%.6f,%.6f,%.6f,%.6f\n", result.config, point.examples,
+                            point.trainer_accuracy, point.served_accuracy,
+                            point.trainer_window_accuracy, point.served_window_accuracy);
     }
   }
   return csv;

@@ -70,6 +70,11 @@ struct ExperimentResult {
 
   std::vector<StreamTrainer::CurvePoint> curve;
 
+  // The deploy guard (guard_drop > 0): times it held deployment and rolled
+  // the servers back.
+  int64_t guard_holds = 0;
+  int64_t guard_rollbacks = 0;
+
   // Entries per update, also as a percentage of model_size; 0 without
   // updates.
   double entries_per_update() const;

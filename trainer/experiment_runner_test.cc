@@ -173,9 +173,11 @@ TEST_F(ExperimentRunnerTest, CsvHasHeaderAndOneRowPerCurvePoint) {
   size_t points = 0;
   for (const ExperimentResult& result : *results_) points += result.curve.size();
   ASSERT_EQ(lines.size(), points + 1);
-  EXPECT_EQ(lines[0], "config,examples,trainer_prequential,served_prequential");
+  EXPECT_EQ(lines[0],
+            "config,examples,trainer_prequential,served_prequential,trainer_window,"
+            "served_window");
   const std::vector<std::string> first = absl::StrSplit(lines[1], ',');
-  EXPECT_EQ(first.size(), 4u);
+  EXPECT_EQ(first.size(), 6u);
   EXPECT_EQ(first[0], "topk");
   EXPECT_EQ(first[1], std::to_string(Result(0).curve[0].examples));
 }
@@ -335,6 +337,48 @@ TEST(ParseExperimentGridTest, ReportsTheSourceAndLine) {
 TEST(ParseExperimentGridTest, ReadMissingFileIsNotFound) {
   EXPECT_EQ(ReadExperimentGrid(TempDir() + "/no_such_grid.textproto").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// A burst of label noise (every label permuted for 300 streamed examples):
+// with the guard, deployment holds and the servers are rolled back; without
+// it, neither.
+TEST(ExperimentRunnerGuardTest, GuardHoldsAndRollsBackDuringLabelNoise) {
+  const absl::Status written =
+      test::WriteSyntheticFashionMnist(DataDir(), kTrainCount, kTestCount, /*seed=*/7);
+  ASSERT_TRUE(written.ok()) << written;
+  absl::StatusOr<ExperimentGrid> grid = ParseExperimentGrid(R"pb(
+    defaults {
+      model: "lenet5"
+      mode: MODE_PROACTIVE
+      initial_examples: 200
+      initial_epochs: 2
+      stream_examples: 700
+      trigger_size: 8
+      batch_size: 32
+      sparsity: SPARSITY_NONE
+      seed: 3
+      curve_every: 50
+      drift: DRIFT_PERMUTE_LABELS
+      drift_at: 300
+      drift_until: 600
+      guard_window: 100
+    }
+    configs { name: "no guard" config { guard_drop: 0 } }
+    configs { name: "guard" config { guard_drop: 0.1 } }
+  )pb", "guard grid");
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  grid->set_data_dir(DataDir());
+  absl::StatusOr<std::unique_ptr<ExperimentRunner>> runner = ExperimentRunner::Create(*grid);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  absl::StatusOr<std::vector<ExperimentResult>> results = (*runner)->Run();
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 2u);
+  EXPECT_EQ((*results)[0].guard_holds, 0);
+  EXPECT_EQ((*results)[0].guard_rollbacks, 0);
+  EXPECT_GE((*results)[1].guard_holds, 1);
+  EXPECT_GE((*results)[1].guard_rollbacks, 1);
+  // Fewer versions went out: the noisy steps were held back.
+  EXPECT_LT((*results)[1].updates, (*results)[0].updates);
 }
 
 }  // namespace

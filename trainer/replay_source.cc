@@ -19,7 +19,7 @@ absl::StatusOr<std::unique_ptr<ReplaySource>> ReplaySource::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("replay_rate must be >= 0, got ", options.rate));
   }
-  if (options.unpaced_examples < 0 || options.drift_begin < 0) {
+  if (options.unpaced_examples < 0 || options.drift_begin < 0 || options.drift_end < 0) {
     return absl::InvalidArgumentError("unpaced and drift positions must be >= 0");
   }
   const int64_t count = options.count == 0 ? data.count : options.count;
@@ -35,6 +35,7 @@ absl::StatusOr<std::unique_ptr<ReplaySource>> ReplaySource::Create(
     }
   }
   CONTRAIL_RETURN_IF_ERROR(ApplyDrift(options.drift, options.drift_begin,
+                                      options.drift_end > 0 ? options.drift_end : data.count,
                                       options.drift_seed,
                                       static_cast<int32_t>(num_classes), &data));
   return std::unique_ptr<ReplaySource>(

@@ -44,6 +44,8 @@ class ReplaySource final : public ExampleSource {
     // the data), seeded by drift_seed.
     Drift drift = Drift::kNone;
     int64_t drift_begin = 0;
+    // ... up to example drift_end (exclusive); 0 = to the end of the data.
+    int64_t drift_end = 0;
     uint64_t drift_seed = 1;
     // Where time comes from; null = the real clock. Must outlive the source.
     Clock* clock = nullptr;

@@ -41,6 +41,9 @@ absl::StatusOr<std::unique_ptr<StreamTrainer>> StreamTrainer::Create(
         "initial_examples and stream_examples must be >= 0, got ",
         options.initial_examples, " and ", options.stream_examples));
   }
+  if (absl::Status guard = QualityGuard::Create(options.guard).status(); !guard.ok()) {
+    return guard;
+  }
   if (options.initial_epochs < 0) {
     return Invalid(absl::StrCat("initial_epochs must be >= 0, got ",
                                 options.initial_epochs));
@@ -135,7 +138,7 @@ StreamTrainer::StreamTrainer(const Options& options,
       history_(source_->input_shape(), options.history_size),
       step_(std::make_unique<SgdStep>(model_.get(), options.optimizer,
                                       options.sparsity)),
-      deployer_(Deployer::Options{options.warmup_updates}, publisher),
+      deployer_(Deployer::Options{options.warmup_updates, options.guard}, publisher),
       sampler_(options.seed),
       rng_(options.seed) {}
 
@@ -640,10 +643,19 @@ void StreamTrainer::RecordArrival(int64_t count, const Prequential& tested, doub
     stats_.payload_bytes_published = deployed.payload_bytes;
     if (std::isfinite(loss)) stats_.last_loss = loss;
     stats_.stream_time = clock_->Now() - stream_start_;
+    const QualityGuard& guard = deployer_.guard();
+    stats_.guard_state = guard.state();
+    stats_.trainer_window_accuracy = guard.trainer_accuracy();
+    stats_.served_window_accuracy = guard.served_accuracy();
+    stats_.best_served_window_accuracy = guard.best_served_accuracy();
+    stats_.guard_holds = guard.holds();
+    stats_.guard_rollbacks = guard.rollbacks();
+    stats_.guard_good_version = deployer_.good_version();
     if (stats_.examples_seen >= next_curve_ || last) {
       while (next_curve_ <= stats_.examples_seen) next_curve_ += options_.curve_every;
       stats_.curve.push_back({stats_.examples_seen, stats_.prequential_accuracy(),
-                              stats_.served_prequential_accuracy()});
+                              stats_.served_prequential_accuracy(),
+                              stats_.trainer_window_accuracy, stats_.served_window_accuracy});
     }
     snapshot = stats_;
   }
@@ -702,6 +714,10 @@ absl::Status StreamTrainer::Stream() {
       const int64_t end = history_.end();
       // Prequential: test on the new examples before training on them.
       CONTRAIL_ASSIGN_OR_RETURN(tested, Evaluate(begin, end));
+      // The guard sees the test before the step: it may hold or roll back
+      // what this step would deploy.
+      CONTRAIL_RETURN_IF_ERROR(
+          deployer_.Observe(end - begin, tested.correct, tested.served_correct));
       CONTRAIL_ASSIGN_OR_RETURN(loss, TrainOnArrival(begin, end, &next_retrain_));
       if (options_.mode != TrainingMode::kFull) ++steps;
       if (fresh.count() < wanted && !ended) {

@@ -48,6 +48,7 @@
 #include "trainer/example_history.h"
 #include "trainer/example_source.h"
 #include "trainer/proactive_sampler.h"
+#include "trainer/quality_guard.h"
 #include "trainer/sgd_step.h"
 #include "trainer/sparse_optimizer.h"
 #include "trainer/update_log.h"
@@ -110,6 +111,9 @@ class StreamTrainer {
     CheckpointStore* checkpoints = nullptr;
     UpdateLog* update_log = nullptr;
     absl::Duration checkpoint_every = absl::Seconds(30);
+    // The deploy guard (trainer/quality_guard.h); off by default. Its
+    // window also sets the windowed accuracies of the curve and stats.
+    QualityGuard::Options guard;
     // Where the model trains: "cpu", "cuda" or "cuda:N". On a GPU the
     // step's selection and optimizer run there with LibTorch ops
     // (SgdStep), and the deployer reads a CPU copy of the model.
@@ -120,6 +124,9 @@ class StreamTrainer {
     int64_t examples = 0;           // streamed examples so far
     double trainer_accuracy = 0;    // cumulative prequential, trainer
     double served_accuracy = 0;     // cumulative prequential, served model
+    // Prequential over the last guard.window examples.
+    double trainer_window_accuracy = 0;
+    double served_window_accuracy = 0;
   };
 
   struct Stats {
@@ -149,6 +156,16 @@ class StreamTrainer {
     double last_loss = 0;
     absl::Duration stream_time;  // wall time spent on the stream so far
     std::vector<CurvePoint> curve;
+    // The deploy guard: its state, the windowed prequential accuracies it
+    // compares (trainer, served, best recent served), how often it held
+    // and rolled back, and the version a rollback restores.
+    QualityGuard::State guard_state = QualityGuard::State::kOff;
+    double trainer_window_accuracy = 0;
+    double served_window_accuracy = 0;
+    double best_served_window_accuracy = 0;
+    int64_t guard_holds = 0;
+    int64_t guard_rollbacks = 0;
+    uint64_t guard_good_version = 0;
     double prequential_accuracy() const {
       return examples_seen == 0 ? 0.0
                                 : static_cast<double>(correct) / examples_seen;

@@ -194,7 +194,7 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
                             std::move(mirror), daemon->publisher_.get()));
   if (resume.has_value()) CONTRAIL_RETURN_IF_ERROR(daemon->trainer_->Resume(*resume));
   daemon->update_service_ = std::make_unique<UpdateServiceImpl>(
-      daemon->publisher_.get(), options.max_subscribers, daemon->access_);
+      daemon->publisher_.get(), options.max_subscribers, "--max_subscribers", daemon->access_);
   daemon->status_service_ = std::make_unique<TrainerStatusServiceImpl>(
       daemon->trainer_.get(), daemon->publisher_.get(), daemon->update_service_.get(),
       daemon->access_);

@@ -41,10 +41,20 @@ ABSL_FLAG(int32_t, retrain_epochs, Defaults().retrain_epochs(),
 ABSL_FLAG(int64_t, warmup_updates, Defaults().warmup_updates(),
           "training steps on the stream before deployment starts");
 ABSL_FLAG(std::string, drift, contrail::ConfigEnumName(Defaults().drift()),
-          "none, permute_labels or rotate: concept drift applied to streamed "
+          "none, permute_labels, rotate or random_labels (label noise): drift applied to streamed "
           "examples from --drift_at on");
 ABSL_FLAG(int64_t, drift_at, Defaults().drift_at(),
           "streamed examples before the drift starts");
+ABSL_FLAG(int64_t, drift_until, Defaults().drift_until(),
+          "streamed example at which the drift ends (a burst, e.g. of label "
+          "noise, from --drift_at to here); 0 = it never ends");
+ABSL_FLAG(double, guard_drop, Defaults().guard_drop(),
+          "deploy guard: stop deploying while the trainer's windowed "
+          "prequential accuracy is more than this below the best recent "
+          "served one, and roll the servers back to the last good version "
+          "when the served one has fallen too; 0 = off");
+ABSL_FLAG(int64_t, guard_window, Defaults().guard_window(),
+          "deploy guard: examples in each windowed accuracy");
 ABSL_FLAG(int64_t, initial_examples, Defaults().initial_examples(),
           "examples at the head of the training set trained on before deployment");
 ABSL_FLAG(int32_t, initial_epochs, Defaults().initial_epochs(), "epochs of initial training");
@@ -159,6 +169,9 @@ absl::StatusOr<TrainingConfig> TrainingConfigFromFlags() {
   config.set_retrain_epochs(absl::GetFlag(FLAGS_retrain_epochs));
   config.set_warmup_updates(absl::GetFlag(FLAGS_warmup_updates));
   config.set_drift_at(absl::GetFlag(FLAGS_drift_at));
+  config.set_drift_until(absl::GetFlag(FLAGS_drift_until));
+  config.set_guard_drop(absl::GetFlag(FLAGS_guard_drop));
+  config.set_guard_window(absl::GetFlag(FLAGS_guard_window));
   config.set_initial_examples(absl::GetFlag(FLAGS_initial_examples));
   config.set_initial_epochs(absl::GetFlag(FLAGS_initial_epochs));
   // -1: the source's default (left unset).

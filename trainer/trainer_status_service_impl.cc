@@ -46,6 +46,13 @@ void TrainerStatusServiceImpl::Fill(StatusResponse* response) const {
   response->set_subscribers(updates_->subscribers());
   response->set_prequential_accuracy(stats.prequential_accuracy());
   response->set_served_prequential_accuracy(stats.served_prequential_accuracy());
+  response->set_guard_state(QualityGuard::StateName(stats.guard_state));
+  response->set_trainer_window_accuracy(stats.trainer_window_accuracy);
+  response->set_served_window_accuracy(stats.served_window_accuracy);
+  response->set_best_served_window_accuracy(stats.best_served_window_accuracy);
+  response->set_guard_holds(static_cast<uint64_t>(stats.guard_holds));
+  response->set_guard_rollbacks(static_cast<uint64_t>(stats.guard_rollbacks));
+  response->set_guard_good_version(stats.guard_good_version);
 }
 
 }  // namespace contrail

@@ -53,6 +53,8 @@ TrainingConfig::Drift ToConfig(Drift drift) {
       return TrainingConfig::DRIFT_PERMUTE_LABELS;
     case Drift::kRotate:
       return TrainingConfig::DRIFT_ROTATE;
+    case Drift::kRandomLabels:
+      return TrainingConfig::DRIFT_RANDOM_LABELS;
   }
   return TrainingConfig::DRIFT_UNSPECIFIED;
 }
@@ -112,6 +114,8 @@ absl::StatusOr<Drift> FromConfig(TrainingConfig::Drift drift) {
       return Drift::kPermuteLabels;
     case TrainingConfig::DRIFT_ROTATE:
       return Drift::kRotate;
+    case TrainingConfig::DRIFT_RANDOM_LABELS:
+      return Drift::kRandomLabels;
     default:
       return Unknown("drift", drift);
   }
@@ -192,6 +196,9 @@ const TrainingConfig& DefaultTrainingConfig() {
     config->set_warmup_updates(trainer.warmup_updates);
     config->set_drift(ToConfig(replay.drift));
     config->set_drift_at(0);  // from the start of the stream
+    config->set_drift_until(0);  // never ends
+    config->set_guard_drop(trainer.guard.drop);
+    config->set_guard_window(trainer.guard.window);
     config->set_seed(trainer.seed);
     config->set_curve_every(trainer.curve_every);
     config->set_replay_rate(replay.rate);
@@ -238,6 +245,8 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
         CheckAtLeast("retrain_epochs", config.retrain_epochs(), 1),
         CheckAtLeast("warmup_updates", config.warmup_updates(), 0),
         CheckAtLeast("drift_at", config.drift_at(), 0),
+        CheckAtLeast("drift_until", config.drift_until(), 0),
+        CheckAtLeast("guard_window", config.guard_window(), 1),
         CheckAtLeast("curve_every", config.curve_every(), 1),
         CheckAtLeast("retain_updates", config.retain_updates(), 1),
         CheckAtLeast("retain_mb", config.retain_mb(), 1),
@@ -253,6 +262,15 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
                    absl::StrCat("must be 0 (every example) or at least initial_examples (",
                                 config.initial_examples(), ") and batch_size (",
                                 config.batch_size(), "), got ", config.history_size()));
+  }
+  if (config.drift_until() != 0 && config.drift_until() <= config.drift_at()) {
+    return Invalid("drift_until", absl::StrCat("must be 0 (never) or after drift_at (",
+                                               config.drift_at(), "), got ",
+                                               config.drift_until()));
+  }
+  if (!(config.guard_drop() >= 0 && config.guard_drop() < 1)) {
+    return Invalid("guard_drop", absl::StrCat("must be in [0, 1) (0 = off), got ",
+                                              config.guard_drop()));
   }
   if (config.trigger_size() > config.batch_size()) {
     return Invalid("trigger_size", absl::StrCat(config.trigger_size(),
@@ -312,6 +330,8 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
   trainer.device = config.device();
   trainer.history_size = config.history_size();
   trainer.max_wait = absl::Milliseconds(config.max_wait_ms());
+  trainer.guard.drop = config.guard_drop();
+  trainer.guard.window = config.guard_window();
 
   if (!config.has_deploy_ratio()) {
     config.set_deploy_ratio(ResolveDeployRatio(/*requested=*/0, trainer.sparsity));
@@ -333,6 +353,8 @@ absl::StatusOr<TrainingPlan> ResolveTrainingConfig(const TrainingConfig& input) 
   replay.rate = config.replay_rate();
   replay.drift = *drift;
   replay.drift_begin = config.initial_examples() + config.drift_at();
+  replay.drift_end =
+      config.drift_until() > 0 ? config.initial_examples() + config.drift_until() : 0;
   replay.drift_seed = config.seed();
   return plan;
 }

@@ -50,15 +50,24 @@ absl::StatusOr<std::unique_ptr<UpdatePublisher>> UpdatePublisher::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("deploy_ratio must be in (0, 1], got ", options.deploy_ratio));
   }
-  if (options.max_retained_updates < 1 || options.max_retained_bytes < 1) {
-    return absl::InvalidArgumentError("the publisher must retain at least one update");
-  }
   if (options.encoding != FP32_ASSIGN && !IsDeltaEncoding(options.encoding)) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown value encoding ", static_cast<int>(options.encoding)));
   }
-  return std::unique_ptr<UpdatePublisher>(
-      new UpdatePublisher(spec, std::move(mirror), options));
+  auto publisher =
+      std::unique_ptr<UpdatePublisher>(new UpdatePublisher(spec, std::move(mirror), options));
+  UpdateRetention::Options retention;
+  retention.max_updates = options.max_retained_updates;
+  retention.max_bytes = options.max_retained_bytes;
+  retention.owner = "the trainer";
+  absl::StatusOr<std::unique_ptr<UpdateRetention>> created = UpdateRetention::Create(
+      retention, [p = publisher.get()](const UpdateRetention::Head& head) { return p->Snapshot(head); });
+  if (!created.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the publisher must retain at least one update: ", created.status().message()));
+  }
+  publisher->retention_ = *std::move(created);
+  return publisher;
 }
 
 UpdatePublisher::UpdatePublisher(const ModelSpec& spec, TensorViews mirror,
@@ -69,75 +78,76 @@ UpdatePublisher::UpdatePublisher(const ModelSpec& spec, TensorViews mirror,
       run_(options.run != 0 ? options.run
                             : absl::Uniform<uint64_t>(absl::BitGen(), 1, UINT64_MAX)) {}
 
+UpdateRetention::Head UpdatePublisher::HeadAt(uint64_t version, uint64_t checksum) const {
+  UpdateRetention::Head head;
+  head.run = run_;
+  head.fingerprint = spec_.fingerprint();
+  head.version = version;
+  head.checksum = checksum;
+  return head;
+}
+
 void UpdatePublisher::Start(const ConstTensorViews& trainer) {
-  absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < mirror_.size(); ++i) {
-    std::memcpy(mirror_[i].data(), trainer[i].data(),
-                trainer[i].size() * sizeof(float));
-  }
-  version_ = 1;
-  mirror_checksum_ = ChecksumTensors(AsConst(mirror_));
-  retained_.clear();
-  retained_bytes_ = 0;
-  snapshot_.reset();
+  // The mirror becomes a bit-wise copy: its checksum is the trainer's.
+  retention_
+      ->Reset(HeadAt(1, ChecksumTensors(trainer)),
+              [&] {
+                for (size_t i = 0; i < mirror_.size(); ++i) {
+                  std::memcpy(mirror_[i].data(), trainer[i].data(),
+                              trainer[i].size() * sizeof(float));
+                }
+                return absl::OkStatus();
+              })
+      .IgnoreError();  // the copy cannot fail
 }
 
 absl::Status UpdatePublisher::Resume(uint64_t version, uint64_t checksum) {
-  absl::MutexLock lock(&mu_);
-  const uint64_t actual = ChecksumTensors(AsConst(mirror_));
-  if (version == 0 || actual != checksum) {
-    return absl::DataLossError(absl::StrCat(
-        "the checkpoint's mirror at version ", version, " has checksum ",
-        absl::Hex(actual, absl::kZeroPad16), ", it says ", absl::Hex(checksum, absl::kZeroPad16)));
-  }
-  version_ = version;
-  mirror_checksum_ = actual;
-  retained_.clear();
-  retained_bytes_ = 0;
-  snapshot_.reset();
-  return absl::OkStatus();
+  return retention_->Reset(HeadAt(version, checksum), [&] {
+    const uint64_t actual = ChecksumTensors(AsConst(mirror_));
+    if (version == 0 || actual != checksum) {
+      return absl::DataLossError(absl::StrCat(
+          "the checkpoint's mirror at version ", version, " has checksum ",
+          absl::Hex(actual, absl::kZeroPad16), ", it says ",
+          absl::Hex(checksum, absl::kZeroPad16)));
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::Status UpdatePublisher::Replay(const Update& update) {
-  absl::MutexLock lock(&mu_);
-  if (update.snapshot() || update.base_version() != version_ ||
-      update.version() != version_ + 1 || update.run() != run_) {
-    return absl::DataLossError(absl::StrCat(
-        "logged update ", update.version(), " (base ", update.base_version(),
-        ") does not follow version ", version_, " of this run"));
+  const absl::Status replayed = retention_->Advance(
+      std::make_shared<Update>(update), [&](Update* logged) {
+        absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(*logged, spec_);
+        if (!decoded.ok()) {
+          return absl::DataLossError(absl::StrCat("logged update ", logged->version(), ": ",
+                                                  decoded.status().message()));
+        }
+        // Decoded first, so a bad update leaves the mirror as it was; a
+        // checksum mismatch after applying leaves it changed, and the
+        // caller gives up.
+        ApplyDecoded(*decoded, mirror_);
+        const uint64_t checksum = ChecksumTensors(AsConst(mirror_));
+        if (checksum != logged->model_checksum()) {
+          return absl::DataLossError(absl::StrCat(
+              "logged update ", logged->version(), " leaves the mirror with checksum ",
+              absl::Hex(checksum, absl::kZeroPad16), ", it says ",
+              absl::Hex(logged->model_checksum(), absl::kZeroPad16)));
+        }
+        return absl::OkStatus();
+      });
+  if (absl::IsFailedPrecondition(replayed)) {
+    return absl::DataLossError(absl::StrCat("logged update ", update.version(), " (base ",
+                                            update.base_version(),
+                                            ") does not follow version ", version(),
+                                            " of this run"));
   }
-  absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(update, spec_);
-  if (!decoded.ok()) {
-    return absl::DataLossError(absl::StrCat("logged update ", update.version(), ": ",
-                                            decoded.status().message()));
-  }
-  // Decoded first, so a bad update leaves the mirror as it was; a checksum
-  // mismatch after applying leaves it changed, and the caller gives up.
-  ApplyDecoded(*decoded, mirror_);
-  const uint64_t checksum = ChecksumTensors(AsConst(mirror_));
-  if (checksum != update.model_checksum()) {
-    return absl::DataLossError(absl::StrCat(
-        "logged update ", update.version(), " leaves the mirror with checksum ",
-        absl::Hex(checksum, absl::kZeroPad16), ", it says ",
-        absl::Hex(update.model_checksum(), absl::kZeroPad16)));
-  }
-  version_ = update.version();
-  mirror_checksum_ = checksum;
-  snapshot_.reset();
-  RetainLocked(std::make_shared<const Update>(update));
-  return absl::OkStatus();
+  return replayed;
 }
 
 absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
     const ConstTensorViews& trainer) {
-  uint64_t base_version;
-  {
-    absl::MutexLock lock(&mu_);
-    if (version_ == 0) {
-      return absl::FailedPreconditionError("Publish() before Start()");
-    }
-    base_version = version_;
-  }
+  const uint64_t base_version = version();
+  if (base_version == 0) return absl::FailedPreconditionError("Publish() before Start()");
   // Only this thread writes the mirror, so reading it unlocked is safe.
   auto update = std::make_shared<Update>();
   update->set_version(base_version + 1);
@@ -202,107 +212,53 @@ absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
                                             decoded.status().message()));
   }
 
-  absl::MutexLock lock(&mu_);
-  ApplyDecoded(*decoded, mirror_);
-  if (delta) {
-    // Rounded differences leave a remainder where they landed.
-    for (const DecodedTensor& t : *decoded) {
-      for (uint32_t i : t.indices) {
-        result.remaining_entries += trainer[t.tensor][i] != mirror_[t.tensor][i];
+  const absl::Status advanced = retention_->Advance(update, [&](Update* sealed) {
+    ApplyDecoded(*decoded, mirror_);
+    if (delta) {
+      // Rounded differences leave a remainder where they landed.
+      for (const DecodedTensor& t : *decoded) {
+        for (uint32_t i : t.indices) {
+          result.remaining_entries += trainer[t.tensor][i] != mirror_[t.tensor][i];
+        }
       }
     }
+    sealed->set_model_checksum(ChecksumTensors(AsConst(mirror_)));
+    if (options_.sink == nullptr) return absl::OkStatus();
+    // Durable before anyone can see it.
+    const absl::Status logged = options_.sink->Append(*sealed);
+    if (logged.ok()) return absl::OkStatus();
+    return absl::Status(logged.code(), absl::StrCat("update ", sealed->version(),
+                                                    " could not be logged: ",
+                                                    logged.message()));
+  });
+  if (!advanced.ok()) {
+    // The mirror is ahead of the published version and must never be
+    // served: close.
+    retention_->Close();
+    return advanced;
   }
-  mirror_checksum_ = ChecksumTensors(AsConst(mirror_));
-  update->set_model_checksum(mirror_checksum_);
-  if (options_.sink != nullptr) {
-    // Durable before anyone can see it. On failure the mirror is ahead of
-    // the published version and must never be served: close.
-    if (absl::Status logged = options_.sink->Append(*update); !logged.ok()) {
-      closed_ = true;
-      return absl::Status(logged.code(),
-                          absl::StrCat("update ", update->version(),
-                                       " could not be logged: ", logged.message()));
-    }
-  }
-  version_ = update->version();
   result.published = true;
-  result.version = version_;
+  result.version = update->version();
   result.payload_bytes = static_cast<int64_t>(update->ByteSizeLong());
-  RetainLocked(std::move(update));
   return result;
 }
 
-void UpdatePublisher::RetainLocked(std::shared_ptr<const Update> update) {
-  retained_bytes_ += update->ByteSizeLong();
-  retained_.push_back(std::move(update));
-  while (retained_.size() > options_.max_retained_updates ||
-         (retained_bytes_ > options_.max_retained_bytes && retained_.size() > 1)) {
-    retained_bytes_ -= retained_.front()->ByteSizeLong();
-    retained_.pop_front();
-  }
+std::shared_ptr<const Update> UpdatePublisher::Snapshot(
+    const UpdateRetention::Head& head) const {
+  return MakeSnapshot(spec_, options_.torchscript_module, run_, head.version, head.checksum,
+                      absl::ToUnixMicros(absl::Now()), AsConst(mirror_));
 }
 
-std::shared_ptr<const Update> UpdatePublisher::SnapshotLocked() {
-  if (snapshot_ != nullptr && snapshot_->version() == version_) return snapshot_;
-  auto snapshot = std::make_shared<Update>();
-  snapshot->set_version(version_);
-  snapshot->set_base_version(0);
-  snapshot->set_snapshot(true);
-  snapshot->set_fingerprint(spec_.fingerprint());
-  snapshot->set_run(run_);
-  snapshot->set_encoding(FP32_ASSIGN);
-  *snapshot->mutable_spec() = spec_;
-  snapshot->set_torchscript_module(options_.torchscript_module);
-  snapshot->set_publish_time_us(absl::ToUnixMicros(absl::Now()));
-  for (size_t t = 0; t < mirror_.size(); ++t) {
-    AppendDenseTensor(static_cast<uint32_t>(t), mirror_[t], snapshot.get());
-  }
-  SealUpdate(snapshot.get());
-  snapshot->set_model_checksum(mirror_checksum_);
-  snapshot_ = std::move(snapshot);
-  return snapshot_;
+absl::Status UpdatePublisher::Next(uint64_t have_run, uint64_t have_version,
+                                   uint64_t have_fingerprint, absl::Duration timeout,
+                                   std::vector<std::shared_ptr<const Update>>* out) {
+  return retention_->Next(have_run, have_version, have_fingerprint, timeout, out);
 }
 
-absl::Status UpdatePublisher::Next(
-    uint64_t have_run, uint64_t have_version, uint64_t have_fingerprint,
-    absl::Duration timeout,
-    std::vector<std::shared_ptr<const Update>>* out) {
-  out->clear();
-  absl::MutexLock lock(&mu_);
-  const bool same_model =
-      have_run == run_ && have_fingerprint == spec_.fingerprint();
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return closed_ ||
-           (version_ > 0 && (!same_model || version_ != have_version));
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
-  if (closed_) return absl::UnavailableError("the trainer is shutting down");
-  if (!ready()) return absl::OkStatus();
-  const uint64_t oldest_base =
-      retained_.empty() ? version_ : retained_.front()->base_version();
-  if (same_model && have_version >= oldest_base && have_version < version_) {
-    for (const auto& update : retained_) {
-      if (update->version() > have_version) out->push_back(update);
-    }
-    return absl::OkStatus();
-  }
-  out->push_back(SnapshotLocked());
-  return absl::OkStatus();
-}
+void UpdatePublisher::Close() { retention_->Close(); }
 
-void UpdatePublisher::Close() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-}
+uint64_t UpdatePublisher::version() const { return retention_->head().version; }
 
-uint64_t UpdatePublisher::version() const {
-  absl::MutexLock lock(&mu_);
-  return version_;
-}
-
-uint64_t UpdatePublisher::mirror_checksum() const {
-  absl::MutexLock lock(&mu_);
-  return mirror_checksum_;
-}
+uint64_t UpdatePublisher::mirror_checksum() const { return retention_->head().checksum; }
 
 }  // namespace contrail

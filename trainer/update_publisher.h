@@ -5,9 +5,10 @@
 // Each update is encoded from the entries where the trainer's tensors differ
 // bit-wise from the mirror's, then applied to the mirror with ApplyUpdate,
 // the code a server runs, so mirror and servers stay bit-identical. The
-// latest updates are retained; a subscriber whose version is older than the
-// retained window, or who holds no model or another model, gets a snapshot
-// of the mirror instead.
+// latest updates are retained (common/update_retention.h, which a relaying
+// server shares); a subscriber whose version is older than the retained
+// window, or who holds no model or another model, gets a snapshot of the
+// mirror instead.
 //
 // Lifecycle: construct, Start() once (version 1), Publish() after every
 // training step, Close() at shutdown to end every subscription.
@@ -18,17 +19,16 @@
 #define CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/sparse_selector.h"
 #include "common/tensor_views.h"
+#include "common/update_feed.h"
+#include "common/update_retention.h"
 #include "proto/contrail.pb.h"
 
 namespace contrail {
@@ -48,7 +48,7 @@ class UpdateSink {
   virtual absl::Status Append(const Update& update) = 0;
 };
 
-class UpdatePublisher {
+class UpdatePublisher final : public UpdateFeed {
  public:
   struct Options {
     // How many of the latest updates are kept for subscribers that fall
@@ -100,71 +100,60 @@ class UpdatePublisher {
   UpdatePublisher& operator=(const UpdatePublisher&) = delete;
 
   // Copies `trainer` into the mirror and makes it version 1.
-  void Start(const ConstTensorViews& trainer) ABSL_LOCKS_EXCLUDED(mu_);
+  void Start(const ConstTensorViews& trainer);
 
   // A restarted trainer: the mirror already holds its checkpoint's
   // contents, which become `version`. DATA_LOSS unless they have
   // `checksum`.
-  absl::Status Resume(uint64_t version, uint64_t checksum) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Resume(uint64_t version, uint64_t checksum);
   // Then each update logged after the checkpoint, in order: applied to the
   // mirror and retained for subscribers, as when it was first published
   // (it is not appended to the sink again). DATA_LOSS when it does not
   // follow the current version, or the mirror's checksum after it differs
   // from the one it carries.
-  absl::Status Replay(const Update& update) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Replay(const Update& update);
 
   // Publishes the entries where `trainer` differs from the mirror (all of
   // them, or the largest within the deploy budget) as the next version.
   // FAILED_PRECONDITION before Start().
-  absl::StatusOr<PublishResult> Publish(const ConstTensorViews& trainer)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<PublishResult> Publish(const ConstTensorViews& trainer);
 
-  // Waits up to `timeout` for something a subscriber holding
-  // (`have_run`, `have_version`, `have_fingerprint`) has not got, and fills `out` with
-  // the messages to send, in order: either the retained updates after
-  // `have_version`, or a snapshot of the latest version. Leaves `out` empty
-  // on timeout. UNAVAILABLE once closed.
+  // UpdateFeed: the retained updates after `have_version`, or a snapshot
+  // of the mirror at version(). UNAVAILABLE once closed.
   absl::Status Next(uint64_t have_run, uint64_t have_version,
                     uint64_t have_fingerprint,
                     absl::Duration timeout,
-                    std::vector<std::shared_ptr<const Update>>* out)
-      ABSL_LOCKS_EXCLUDED(mu_);
+                    std::vector<std::shared_ptr<const Update>>* out) override;
 
   // Ends every Next() with UNAVAILABLE, now and later.
-  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+  void Close();
 
-  uint64_t version() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t version() const;
   // Checksum of the mirror at version().
-  uint64_t mirror_checksum() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t mirror_checksum() const;
   const ModelSpec& spec() const { return spec_; }
   uint64_t run() const { return run_; }
+  // The mirror's contents at version(), for the training thread (its only
+  // writer, through this publisher) between Publish() calls.
+  ConstTensorViews mirror() const { return AsConst(mirror_); }
 
  private:
   UpdatePublisher(const ModelSpec& spec, TensorViews mirror, const Options& options);
 
-  std::shared_ptr<const Update> SnapshotLocked()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RetainLocked(std::shared_ptr<const Update> update)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The head of a new start of the mirror at `version`.
+  UpdateRetention::Head HeadAt(uint64_t version, uint64_t checksum) const;
+  // A snapshot of the mirror at `head`; runs under the retention's lock.
+  std::shared_ptr<const Update> Snapshot(const UpdateRetention::Head& head) const;
 
   // Constant after construction.
   const ModelSpec spec_;
   const TensorViews mirror_;
   const Options options_;
   const uint64_t run_;
-
-  // Protects the mirror's contents against concurrent snapshotting, and
-  // everything below.
-  mutable absl::Mutex mu_;
-  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t mirror_checksum_ ABSL_GUARDED_BY(mu_) = 0;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  // The latest updates, in version order, each based on its predecessor.
-  std::deque<std::shared_ptr<const Update>> retained_ ABSL_GUARDED_BY(mu_);
-  size_t retained_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  // Snapshot of the mirror at some version, built on demand and reused
-  // until the version moves on.
-  std::shared_ptr<const Update> snapshot_ ABSL_GUARDED_BY(mu_);
+  // The version, checksum and retained updates of the mirror; its lock
+  // keeps snapshots from reading the mirror while it changes (every write
+  // to the mirror runs inside Reset() or Advance()). Set once by Create().
+  std::unique_ptr<UpdateRetention> retention_;
 
   // Scratch for Publish(); training thread only.
   std::vector<uint32_t> changed_;

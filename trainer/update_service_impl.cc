@@ -28,8 +28,8 @@ grpc::Status UpdateServiceImpl::SubscribeUpdates(
     --subscribers_;
     spdlog::warn("refused subscriber {}: {} streams open already", who, max_subscribers_);
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("this trainer serves at most ", max_subscribers_,
-                                     " subscribers (--max_subscribers)"));
+                        absl::StrCat("at most ", max_subscribers_, " subscribers are served (",
+                                     max_subscribers_flag_, ")"));
   }
   spdlog::info("subscriber {} connected holding version {}", who,
                request->have_version());
@@ -47,7 +47,7 @@ grpc::Status UpdateServiceImpl::SubscribeUpdates(
   grpc::Status result = grpc::Status::OK;
   while (!context->IsCancelled()) {
     const absl::Status next =
-        publisher_->Next(run, version, fingerprint, kPollInterval, &batch);
+        feed_->Next(run, version, fingerprint, kPollInterval, &batch);
     if (!next.ok()) {
       result = ToGrpcStatus(next);
       break;

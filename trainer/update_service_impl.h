@@ -1,5 +1,6 @@
-// gRPC UpdateService of the trainer: streams each subscriber the snapshot
-// and updates it misses from the UpdatePublisher.
+// gRPC UpdateService: streams each subscriber the snapshot and updates it
+// misses from an UpdateFeed: the trainer's UpdatePublisher, or a relaying
+// server's UpdateRelay (server/update_relay.h).
 //
 // Each SubscribeUpdates call runs on its own gRPC thread for the life of the
 // subscription; a slow subscriber blocks only its own thread, and falls back
@@ -12,15 +13,15 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-
 #include "common/access_policy.h"
+#include "common/update_feed.h"
 #include "proto/contrail.grpc.pb.h"
-#include "trainer/update_publisher.h"
 
 namespace contrail {
 
@@ -31,12 +32,17 @@ class UpdateServiceImpl final : public UpdateService::Service {
   // instead of pinning the updates it has not yet been sent.
   static constexpr size_t kMaxBatch = 64;
 
-  // `publisher` and `access` must outlive the service. More than
-  // `max_subscribers` streams at once are refused with RESOURCE_EXHAUSTED;
-  // callers without the subscribe role under `access` are refused.
-  explicit UpdateServiceImpl(UpdatePublisher* publisher, uint64_t max_subscribers = 256,
+  // `feed` and `access` must outlive the service. More than
+  // `max_subscribers` streams at once are refused with RESOURCE_EXHAUSTED
+  // naming `max_subscribers_flag`; callers without the subscribe role under
+  // `access` are refused.
+  explicit UpdateServiceImpl(UpdateFeed* feed, uint64_t max_subscribers = 256,
+                             std::string max_subscribers_flag = "--max_subscribers",
                              const AccessPolicy* access = &AccessPolicy::Open())
-      : publisher_(publisher), max_subscribers_(max_subscribers), access_(access) {}
+      : feed_(feed),
+        max_subscribers_(max_subscribers),
+        max_subscribers_flag_(std::move(max_subscribers_flag)),
+        access_(access) {}
 
   grpc::Status SubscribeUpdates(grpc::ServerContext* context,
                                 const SubscribeRequest* request,
@@ -57,8 +63,9 @@ class UpdateServiceImpl final : public UpdateService::Service {
   std::vector<Subscriber> OpenSubscribers() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  UpdatePublisher* const publisher_;
+  UpdateFeed* const feed_;
   const uint64_t max_subscribers_;
+  const std::string max_subscribers_flag_;
   const AccessPolicy* const access_;
   // Protects the open streams' states, by stream id.
   mutable absl::Mutex mu_;

@@ -1,0 +1,93 @@
+# Cumulative prequential accuracy of the served model, one line per
+# configuration. Written by //trainer:experiment; run it again with
+#   gnuplot curves.gp
+# in this folder.
+$c0 << EOD
+256 0.761719
+512 0.773438
+752 0.792553
+1008 0.802579
+1264 0.810127
+1504 0.807846
+1760 0.813068
+2000 0.818500
+2256 0.819149
+2512 0.818471
+2752 0.818677
+3008 0.817487
+3264 0.760417
+3504 0.715468
+3760 0.674202
+4000 0.640250
+4256 0.607613
+4512 0.577571
+4752 0.551978
+5008 0.529153
+5264 0.507029
+5504 0.490371
+5760 0.474306
+6000 0.468500
+6256 0.464514
+6512 0.461916
+6752 0.466232
+7008 0.475885
+7264 0.485270
+7504 0.493737
+7760 0.502964
+8000 0.511625
+8256 0.521197
+8512 0.528783
+8752 0.534963
+9000 0.542222
+EOD
+$c1 << EOD
+256 0.761719
+512 0.773438
+752 0.792553
+1008 0.802579
+1264 0.810127
+1504 0.807846
+1760 0.813068
+2000 0.818500
+2256 0.819149
+2512 0.818471
+2752 0.818677
+3008 0.817487
+3264 0.762561
+3504 0.715183
+3760 0.671809
+4000 0.637500
+4256 0.607143
+4512 0.577793
+4752 0.552820
+5008 0.529153
+5264 0.509309
+5504 0.492006
+5760 0.508160
+6000 0.521333
+6256 0.534527
+6512 0.546222
+6752 0.554799
+7008 0.565068
+7264 0.573513
+7504 0.581423
+7760 0.588015
+8000 0.594125
+8256 0.601139
+8512 0.606320
+8752 0.610375
+9000 0.615556
+EOD
+if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
+  set terminal pngcairo size 1000,600 noenhanced
+} else {
+  set terminal png size 1000,600 noenhanced
+}
+set output "curves.png"
+set title "Cumulative prequential accuracy of the served model"
+set xlabel "streamed examples"
+set ylabel "cumulative prequential accuracy"
+set grid
+set key outside right top
+plot $c0 using 1:2 with linespoints linetype 1 dashtype 1 pointtype 7 pointsize 0.7 title "no guard", \
+     $c1 using 1:2 with linespoints linetype 2 dashtype 1 pointtype 5 pointsize 0.7 title "guard 0.1"

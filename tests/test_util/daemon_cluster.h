@@ -1,0 +1,76 @@
+// A set of contrail daemons (the real trainer and server binaries) run as
+// child processes on 127.0.0.1 for multi-process tests and benchmarks: each
+// listens on a port it picks (--listen=127.0.0.1:0) and reports in
+// --port_file, which Start() waits for. The cluster stops and reaps every
+// child when destroyed, and can dump their logs.
+//
+// Not thread-safe; owned by the test's thread.
+#ifndef CONTRAIL_TESTS_TEST_UTIL_DAEMON_CLUSTER_H_
+#define CONTRAIL_TESTS_TEST_UTIL_DAEMON_CLUSTER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/contrail.grpc.pb.h"
+#include "tests/test_util/child_process.h"
+
+namespace contrail {
+namespace test {
+
+// Flag name (without "--") to value.
+using DaemonFlags = std::map<std::string, std::string>;
+
+// One started daemon: its process and the port it listens on.
+struct RunningDaemon {
+  ChildProcess* process = nullptr;
+  int port = 0;
+  std::string address() const;
+};
+
+// GetStatus of the daemon on `port`, with a deadline.
+absl::StatusOr<StatusResponse> GetDaemonStatus(int port,
+                                               absl::Duration deadline = absl::Seconds(10));
+
+// Polls GetStatus of the daemon on `port` every 20 ms until `done` holds
+// (its last status), DEADLINE_EXCEEDED quoting the last status after
+// `timeout`, or the RPC's error.
+absl::StatusOr<StatusResponse> WaitForDaemonStatus(
+    int port, const std::string& what, const std::function<bool(const StatusResponse&)>& done,
+    absl::Duration timeout);
+
+class DaemonCluster {
+ public:
+  // Logs and port files go under `dir`.
+  explicit DaemonCluster(std::string dir) : dir_(std::move(dir)) {}
+  // Stop()s every daemon.
+  ~DaemonCluster() { StopAll(); }
+  DaemonCluster(const DaemonCluster&) = delete;
+  DaemonCluster& operator=(const DaemonCluster&) = delete;
+
+  // Starts `binary` (a runfile path such as "server/server") with `flags`
+  // and --port_file, and waits up to `timeout` until it listens.
+  absl::StatusOr<RunningDaemon> Start(const std::string& name, const std::string& binary,
+                                      DaemonFlags flags,
+                                      absl::Duration timeout = absl::Seconds(30));
+
+  // SIGTERM (then SIGKILL after 5 s) to every daemon still running.
+  void StopAll();
+  // Every daemon's stdout and stderr, for a failed test's log.
+  std::string Logs() const;
+
+ private:
+  const std::string dir_;
+  std::vector<std::unique_ptr<ChildProcess>> children_;
+};
+
+}  // namespace test
+}  // namespace contrail
+
+#endif  // CONTRAIL_TESTS_TEST_UTIL_DAEMON_CLUSTER_H_
