@@ -73,6 +73,7 @@
 #include "common/model_spec.h"
 #include "common/sparse_selector.h"
 #include "common/tensor_views.h"
+#include "common/update_codec.h"
 #include "proto/contrail.grpc.pb.h"
 #include "proto/contrail.pb.h"
 #include "server/live_model.h"
@@ -472,9 +473,12 @@ class ReplayingPublisher final : public UpdateService::Service {
     if (request->have_version() != 0) {
       // A server rejected something and resubscribed: the recording cannot
       // go back, and the figures would be wrong.
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("the replay has no way back to version ",
-                                       request->have_version()));
+      const std::string why =
+          absl::StrCat("the server resubscribed from version ", request->have_version(),
+                       ": it rejected what followed (see its warning)");
+      absl::MutexLock lock(&mu_);
+      failure_ = why;
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
     }
     Update& snapshot = recording_->first_snapshot;
     snapshot.set_publish_time_us(absl::ToUnixMicros(absl::Now()));
@@ -509,8 +513,11 @@ class ReplayingPublisher final : public UpdateService::Service {
         Update* update = job.reload ? &recording_->last_snapshot
                                     : &recording_->updates[next_++];
         // A snapshot replaces whatever the server holds: any version
-        // number will do, and the payload checksum does not cover it.
-        if (job.reload) update->set_version(version + 1);
+        // number will do, once the payload checksum covers it.
+        if (job.reload) {
+          update->set_version(version + 1);
+          SealUpdate(update);
+        }
         last = absl::Now();
         update->set_publish_time_us(absl::ToUnixMicros(last));
         log_->Sent(update->version(), last);
@@ -537,11 +544,15 @@ class ReplayingPublisher final : public UpdateService::Service {
     jobs_.push_back(job);
   }
 
-  // Waits for the oldest job not yet collected to finish.
+  // Waits for the oldest job not yet collected to finish; exits the bench
+  // when the server rejected an update instead.
   JobResult Collect() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !results_.empty(); };
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !results_.empty() || !failure_.empty();
+    };
     mu_.Await(absl::Condition(&done));
+    if (results_.empty()) Die(failure_);
     JobResult result = results_.front();
     results_.pop_front();
     return result;
@@ -569,6 +580,8 @@ class ReplayingPublisher final : public UpdateService::Service {
   std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
   std::deque<JobResult> results_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Why the replay cannot go on; empty while it can.
+  std::string failure_ ABSL_GUARDED_BY(mu_);
 };
 
 // ---------------------------------------------------------------- client ----
