@@ -108,6 +108,9 @@ ABSL_FLAG(int64_t, fast_updates, 20000,
           "most updates the as-fast-as-possible phase replays");
 ABSL_FLAG(int64_t, max_stream_mb, 256,
           "cap on the recorded stream's size per model; phases replay what is left");
+ABSL_FLAG(double, max_record_s, 30,
+          "cap on the time spent recording the stream per model (a ResNet-18 "
+          "update takes the publisher tens of ms); phases replay what is left");
 ABSL_FLAG(int32_t, threads, 0,
           "LibTorch intra-op threads, as the server's --threads; 0 keeps "
           "LibTorch's default");
@@ -272,7 +275,7 @@ struct Recording {
 };
 
 Recording Record(const std::string& architecture, int64_t wanted, double ratio,
-                 int64_t max_bytes) {
+                 int64_t max_bytes, double max_seconds) {
   const SteadyClock::time_point start = SteadyClock::now();
   std::unique_ptr<Model> trainer =
       ValueOrDie(Model::Create(architecture, kSeed), "creating " + architecture);
@@ -323,7 +326,7 @@ Recording Record(const std::string& architecture, int64_t wanted, double ratio,
     if (recording.updates.back().snapshot()) Die("recorded a snapshot, not an update");
     bytes += static_cast<int64_t>(recording.updates.back().ByteSizeLong());
     entries += static_cast<double>(published.entries);
-    if (bytes >= max_bytes) break;
+    if (bytes >= max_bytes || MsSince(start) >= max_seconds * 1000) break;
   }
   recording.last_snapshot = next(0);
   const double n = static_cast<double>(std::max<size_t>(1, recording.updates.size()));
@@ -772,8 +775,8 @@ class BenchServer {
   }
 
   ~BenchServer() {
-    publisher_.Close();
     subscriber_->Stop();
+    publisher_.Close();
     watcher_->Stop();
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     trainer_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
@@ -808,6 +811,88 @@ class BenchServer {
   int port_ = 0;
 };
 
+// ------------------------------------------------- where the time goes ----
+
+// What LiveModel::Apply costs per update in-process (no gRPC, no Predict),
+// split into its parts: the update path's ceiling on this machine.
+void RunApplyBreakdown(const char* label, const Recording& recording) {
+  const int64_t n = std::min<int64_t>(static_cast<int64_t>(recording.updates.size()), 2000);
+  struct Row {
+    std::string path;
+    std::vector<double> us;
+  };
+  std::vector<Row> rows;
+  auto applies = [&](const std::string& path, int64_t count, bool pin) {
+    std::unique_ptr<LiveModel> live =
+        ValueOrDie(LiveModel::Create(LiveModel::Options()), "creating a live model");
+    if (!live->Apply(recording.first_snapshot).ok()) Die("the first snapshot does not apply");
+    // Holding the previous version, as a Predict still running on it
+    // does, keeps it from being recycled: the apply then clones.
+    std::deque<std::shared_ptr<const LiveModel::Version>> readers;
+    Row row{path, {}};
+    for (int64_t i = 0; i < count; ++i) {
+      if (pin) {
+        readers.push_back(live->Current());
+        if (readers.size() > 2) readers.pop_front();
+      }
+      const SteadyClock::time_point start = SteadyClock::now();
+      const absl::Status applied = live->Apply(recording.updates[i]);
+      row.us.push_back(MsSince(start) * 1000);
+      if (!applied.ok()) Die(absl::StrCat("apply: ", applied.ToString()));
+    }
+    rows.push_back(std::move(row));
+    return live;
+  };
+  std::unique_ptr<LiveModel> live =
+      applies("LiveModel::Apply, delta, previous version recycled", n, false);
+  applies("LiveModel::Apply, delta, previous version still read (clone)",
+          std::min<int64_t>(n, 50), true);
+
+  const std::shared_ptr<const LiveModel::Version> current = live->Current();
+  const ModelSpec& spec = current->model->spec();
+  Row decode{"DecodeUpdate (validate, Rice-decode)", {}};
+  for (int64_t i = 0; i < n; ++i) {
+    const SteadyClock::time_point start = SteadyClock::now();
+    const bool ok = DecodeUpdate(recording.updates[i], spec).ok();
+    decode.us.push_back(MsSince(start) * 1000);
+    if (!ok) Die("decode failed");
+  }
+  rows.push_back(std::move(decode));
+  Row checksum{"Model::Checksum (verify after apply)", {}};
+  for (int i = 0; i < 20; ++i) {
+    const SteadyClock::time_point start = SteadyClock::now();
+    const uint64_t sum = current->model->Checksum();
+    checksum.us.push_back(MsSince(start) * 1000);
+    if (sum != current->checksum) Die("checksum changed");
+  }
+  rows.push_back(std::move(checksum));
+  Row reload{"LiveModel::Apply, full snapshot (reload)", {}};
+  for (int i = 0; i < 5; ++i) {
+    std::unique_ptr<LiveModel> fresh =
+        ValueOrDie(LiveModel::Create(LiveModel::Options()), "creating a live model");
+    const SteadyClock::time_point start = SteadyClock::now();
+    const absl::Status applied = fresh->Apply(recording.last_snapshot);
+    reload.us.push_back(MsSince(start) * 1000);
+    if (!applied.ok()) Die(absl::StrCat("snapshot: ", applied.ToString()));
+  }
+  rows.push_back(std::move(reload));
+
+  Table table({"<step", "n", "p50 us", "p99 us", "mean us", "per second (1 / mean)"});
+  for (const Row& row : rows) {
+    const Percentiles p = Summarize(row.us);
+    double sum = 0;
+    for (double v : row.us) sum += v;
+    const double mean = sum / static_cast<double>(std::max<size_t>(1, row.us.size()));
+    table.AddRow({row.path, absl::StrCat(p.n), Num(p.p50, 1), Num(p.p99, 1), Num(mean, 1),
+                  Num(1e6 / mean, 0)});
+  }
+  std::printf(
+      "## %s: where an update's time goes (in-process, one thread, no gRPC, "
+      "no Predict load)\n\n",
+      label);
+  table.Print();
+}
+
 // ----------------------------------------------------------------- bench ----
 
 struct Config {
@@ -821,6 +906,7 @@ struct Config {
   double deploy_ratio = 0.001;
   int64_t fast_updates = 0;
   int64_t max_stream_bytes = 0;
+  double max_record_s = 0;
 };
 
 const char* Label(const std::string& architecture) {
@@ -881,7 +967,7 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
     if (r > 0) wanted += static_cast<int64_t>(std::ceil(r * absl::ToDoubleSeconds(config.duration)));
   }
   Recording recording = Record(architecture, wanted, config.deploy_ratio,
-                               config.max_stream_bytes);
+                               config.max_stream_bytes, config.max_record_s);
   const ModelSpec& spec = recording.first_snapshot.spec();
   int64_t parameters = 0;
   for (const TensorSpec& t : spec.tensors()) parameters += TensorSize(t);
@@ -940,6 +1026,8 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
       label);
   forward.Print();
   figures.bare_b1_p50 = bare_p50.count(1) ? bare_p50[1] : NAN;
+
+  RunApplyBreakdown(label, recording);
 
   BenchServer server(&recording);
   LoadClient client(server.target());
@@ -1118,6 +1206,7 @@ int main(int argc, char** argv) {
   config.deploy_ratio = absl::GetFlag(FLAGS_deploy_ratio);
   config.fast_updates = quick ? 2000 : absl::GetFlag(FLAGS_fast_updates);
   config.max_stream_bytes = absl::GetFlag(FLAGS_max_stream_mb) << 20;
+  config.max_record_s = absl::GetFlag(FLAGS_max_record_s);
   const std::vector<std::string> models =
       quick ? std::vector<std::string>{"lenet5"} : absl::GetFlag(FLAGS_models);
 
