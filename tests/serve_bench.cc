@@ -104,8 +104,15 @@ ABSL_FLAG(double, predict_load, 0.5,
           "concurrency 8");
 ABSL_FLAG(double, deploy_ratio, 0.001,
           "fraction of each parameter tensor's entries in an update");
-ABSL_FLAG(int64_t, fast_updates, 20000,
-          "most updates the as-fast-as-possible phase replays");
+ABSL_FLAG(int64_t, fast_updates, 5000,
+          "most updates the as-fast-as-possible phase replays per round");
+ABSL_FLAG(double, catch_up_s, 20,
+          "how long a phase waits, after its load, for the server to apply "
+          "what was sent; a server still behind then is marked lagging and "
+          "the next phase starts with its backlog");
+ABSL_FLAG(int32_t, rounds, 3,
+          "times the update phases (and then the reload phases) run, "
+          "interleaved; their samples are pooled");
 ABSL_FLAG(int64_t, max_stream_mb, 256,
           "cap on the recorded stream's size per model; phases replay what is left");
 ABSL_FLAG(double, max_record_s, 30,
@@ -116,7 +123,7 @@ ABSL_FLAG(int32_t, threads, 0,
           "LibTorch's default");
 ABSL_FLAG(bool, quick, false,
           "smoke run: LeNet-5 only, 1 s cells, concurrency 1 and 8, batch 1 "
-          "and 8, 2,000 fast updates");
+          "and 8, 2,000 fast updates, one round");
 
 namespace contrail {
 namespace {
@@ -125,8 +132,8 @@ constexpr uint64_t kSeed = 20210501;
 // How often the watcher looks at the served version while an update is in
 // flight: the resolution of the freshness figures.
 constexpr absl::Duration kWatchInterval = absl::Microseconds(20);
-// How long a phase waits, after its load ends, for the last update sent
-// to become visible and for the Predict calls in flight to finish.
+// How long a phase waits, after its load ends, for the Predict calls in
+// flight to finish.
 constexpr absl::Duration kDrainTimeout = absl::Seconds(60);
 
 using SteadyClock = std::chrono::steady_clock;
@@ -788,9 +795,9 @@ class BenchServer {
   const LiveModel& live() const { return *live_; }
   uint64_t resyncs() const { return subscriber_->resyncs(); }
 
-  // Waits until `version` is visible; false after kDrainTimeout.
-  bool AwaitVersion(uint64_t version) const {
-    const absl::Time deadline = absl::Now() + kDrainTimeout;
+  // Waits until `version` is visible; false after `timeout`.
+  bool AwaitVersion(uint64_t version, absl::Duration timeout) const {
+    const absl::Time deadline = absl::Now() + timeout;
     while (true) {
       const std::shared_ptr<const LiveModel::Version> current = live_->Current();
       if (current != nullptr && current->version >= version) return true;
@@ -907,6 +914,8 @@ struct Config {
   int64_t fast_updates = 0;
   int64_t max_stream_bytes = 0;
   double max_record_s = 0;
+  int rounds = 1;
+  absl::Duration catch_up;
 };
 
 const char* Label(const std::string& architecture) {
@@ -924,16 +933,24 @@ struct ModelFigures {
   double sustained = NAN;
 };
 
+// One row of the updates table: the rounds of one kind and rate, pooled.
 struct UpdatePhase {
-  LoadResult load;
-  ReplayingPublisher::JobResult job;
-  FreshnessLog::Stats fresh;
+  int rounds = 0;
+  std::vector<double> latency_ms;      // Predict
+  std::vector<double> fresh_ms;        // publish -> visible
+  std::vector<double> apply_start_ms;  // publish -> apply started
+  int64_t errors = 0;
+  int64_t sent = 0;
+  double send_gaps = 0;  // sent updates minus one, per round
+  double sending_s = 0;  // first to last send, per round
+  int64_t visible = 0;
+  double applying_s = 0;  // first send to last visible, per round
   bool caught_up = true;
 };
 
-UpdatePhase RunUpdatePhase(BenchServer* server, LoadClient* client,
-                           const PredictRequest& request, double predict_rate,
-                           double update_rate, bool reload, const Config& config) {
+void RunUpdatePhase(BenchServer* server, LoadClient* client, const PredictRequest& request,
+                    double predict_rate, double update_rate, bool reload,
+                    const Config& config, UpdatePhase* phase) {
   ReplayingPublisher::Job job;
   job.reload = reload;
   job.rate = update_rate < 0 ? 0 : update_rate;
@@ -943,16 +960,28 @@ UpdatePhase RunUpdatePhase(BenchServer* server, LoadClient* client,
                                                    absl::ToDoubleSeconds(config.duration)));
   job.deadline = absl::Now() + config.duration;
   if (job.count > 0) server->publisher().Replay(job);
-  UpdatePhase phase;
-  phase.load = client->OpenLoop(request, predict_rate, config.duration);
-  if (job.count > 0) {
-    phase.job = server->publisher().Collect();
-    if (phase.job.sent > 0) {
-      phase.caught_up = server->AwaitVersion(phase.job.last_version);
-    }
-    phase.fresh = server->log().Range(phase.job.first_version, phase.job.last_version);
+  const LoadResult load = client->OpenLoop(request, predict_rate, config.duration);
+  ++phase->rounds;
+  phase->latency_ms.insert(phase->latency_ms.end(), load.latency_ms.begin(),
+                           load.latency_ms.end());
+  phase->errors += load.errors;
+  if (job.count == 0) return;
+  const ReplayingPublisher::JobResult sent = server->publisher().Collect();
+  if (sent.sent == 0) return;
+  phase->caught_up =
+      server->AwaitVersion(sent.last_version, config.catch_up) && phase->caught_up;
+  const FreshnessLog::Stats fresh = server->log().Range(sent.first_version, sent.last_version);
+  phase->fresh_ms.insert(phase->fresh_ms.end(), fresh.visible_ms.begin(),
+                         fresh.visible_ms.end());
+  phase->apply_start_ms.insert(phase->apply_start_ms.end(), fresh.apply_start_ms.begin(),
+                               fresh.apply_start_ms.end());
+  phase->sent += sent.sent;
+  phase->send_gaps += static_cast<double>(sent.sent - 1);
+  phase->sending_s += absl::ToDoubleSeconds(sent.sending);
+  if (fresh.visible > 1) {
+    phase->visible += fresh.visible;
+    phase->applying_s += absl::ToDoubleSeconds(fresh.last_visible - fresh.first_sent);
   }
-  return phase;
 }
 
 ModelFigures RunModel(const std::string& architecture, const Config& config) {
@@ -962,10 +991,13 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
   std::printf("# %s\n\n", label);
 
   // How many updates the phases can replay.
-  int64_t wanted = config.fast_updates;
+  int64_t per_round = config.fast_updates;
   for (double r : config.update_rates) {
-    if (r > 0) wanted += static_cast<int64_t>(std::ceil(r * absl::ToDoubleSeconds(config.duration)));
+    if (r > 0) {
+      per_round += static_cast<int64_t>(std::ceil(r * absl::ToDoubleSeconds(config.duration)));
+    }
   }
+  const int64_t wanted = per_round * config.rounds;
   Recording recording = Record(architecture, wanted, config.deploy_ratio,
                                config.max_stream_bytes, config.max_record_s);
   const ModelSpec& spec = recording.first_snapshot.spec();
@@ -1084,52 +1116,55 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
 
   // 4. Deltas, then 5. full reloads.
   const double predict_rate = std::max(1.0, std::round(config.predict_load * peak_b1));
-  Table updates({"<updates", "offered/s", "sent", "sent/s", "applied/s", "fresh p50 ms",
+  Table updates({"<updates", "offered/s", "rounds", "sent", "sent/s", "applied/s", "fresh p50 ms",
                  "fresh p99 ms", "apply-start p99 ms", "Predict p50 ms", "Predict p99 ms",
                  "Predict p999 ms", "p99 / no updates"});
   std::unordered_map<double, UpdatePhase> delta_at, reload_at;
   double p99_none = NAN;
   auto add_row = [&](const std::string& kind, double rate, const UpdatePhase& phase) {
-    const Percentiles load = Summarize(phase.load.latency_ms);
-    const Percentiles fresh = Summarize(phase.fresh.visible_ms);
-    const Percentiles start = Summarize(phase.fresh.apply_start_ms);
-    const double sending = absl::ToDoubleSeconds(phase.job.sending);
-    const double applying =
-        phase.fresh.visible > 1
-            ? absl::ToDoubleSeconds(phase.fresh.last_visible - phase.fresh.first_sent)
-            : NAN;
+    const Percentiles load = Summarize(phase.latency_ms);
+    const Percentiles fresh = Summarize(phase.fresh_ms);
+    const Percentiles start = Summarize(phase.apply_start_ms);
     updates.AddRow(
         {kind + (phase.caught_up ? "" : " (lagging)"), rate < 0 ? "max" : Num(rate, 0),
-         absl::StrCat(phase.job.sent),
-         sending > 0 ? Num(static_cast<double>(phase.job.sent - 1) / sending, 0) : "-",
-         Num(static_cast<double>(phase.fresh.visible) / applying, 0), Num(fresh.p50, 3),
-         Num(fresh.p99, 3), Num(start.p99, 3), Num(load.p50, 3), Num(load.p99, 3),
-         Num(load.p999, 3), Ratio(load.p99 / p99_none)});
+         absl::StrCat(phase.rounds), absl::StrCat(phase.sent),
+         phase.sending_s > 0 ? Num(phase.send_gaps / phase.sending_s, 0) : "-",
+         phase.applying_s > 0 ? Num(static_cast<double>(phase.visible) / phase.applying_s, 0)
+                              : "-",
+         Num(fresh.p50, 3), Num(fresh.p99, 3), Num(start.p99, 3), Num(load.p50, 3),
+         Num(load.p99, 3), Num(load.p999, 3), Ratio(load.p99 / p99_none)});
   };
-  for (double rate : config.update_rates) {
-    const UpdatePhase phase =
-        RunUpdatePhase(&server, &client, one, predict_rate, rate, false, config);
-    if (rate == 0) p99_none = Summarize(phase.load.latency_ms).p99;
-    delta_at[rate] = phase;
-    add_row("delta", rate, phase);
-    if (rate < 0 && phase.fresh.visible > 1) {
-      figures.sustained =
-          static_cast<double>(phase.fresh.visible) /
-          absl::ToDoubleSeconds(phase.fresh.last_visible - phase.fresh.first_sent);
+  // Rounds interleave the rates, so that a drift in the machine's load
+  // hits every rate alike. Reloads replace the model with a snapshot that
+  // the recorded deltas do not apply to: they come last.
+  for (int round = 0; round < config.rounds; ++round) {
+    for (double rate : config.update_rates) {
+      RunUpdatePhase(&server, &client, one, predict_rate, rate, false, config,
+                     &delta_at[rate]);
     }
   }
+  for (int round = 0; round < config.rounds; ++round) {
+    for (double rate : config.reload_rates) {
+      if (rate <= 0) continue;
+      RunUpdatePhase(&server, &client, one, predict_rate, rate, true, config,
+                     &reload_at[rate]);
+    }
+  }
+  if (delta_at.count(0)) p99_none = Summarize(delta_at[0].latency_ms).p99;
+  for (double rate : config.update_rates) add_row("delta", rate, delta_at[rate]);
   for (double rate : config.reload_rates) {
-    if (rate <= 0) continue;
-    const UpdatePhase phase =
-        RunUpdatePhase(&server, &client, one, predict_rate, rate, true, config);
-    reload_at[rate] = phase;
-    add_row("full reload", rate, phase);
+    if (rate > 0) add_row("full reload", rate, reload_at[rate]);
+  }
+  if (delta_at.count(-1) && delta_at[-1].applying_s > 0) {
+    figures.sustained = static_cast<double>(delta_at[-1].visible) / delta_at[-1].applying_s;
   }
   std::printf(
       "## %s: Predict (batch 1, open loop at %s/s) while updates arrive (%s s "
-      "per row; fresh = publish -> visible to Predict; apply-start = publish "
-      "-> the apply thread starts on it; a full reload sends the whole model "
-      "as a snapshot, which the server builds and swaps in)\n\n",
+      "per round, rounds interleaved and pooled; sent/s and applied/s: "
+      "first send to last send, and to last visible; fresh = publish -> "
+      "visible to Predict; apply-start = publish -> the apply thread starts "
+      "on it; a full reload sends the whole model as a snapshot, which the "
+      "server builds and swaps in)\n\n",
       label, Num(predict_rate, 0).c_str(),
       Num(absl::ToDoubleSeconds(config.duration), 1).c_str());
   updates.Print();
@@ -1142,10 +1177,10 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
                 "Predict p99: reload / delta"});
   for (double rate : config.reload_rates) {
     if (reload_at.count(rate) == 0 || delta_at.count(rate) == 0) continue;
-    const Percentiles dr = Summarize(delta_at[rate].fresh.visible_ms);
-    const Percentiles rr = Summarize(reload_at[rate].fresh.visible_ms);
-    const Percentiles dl = Summarize(delta_at[rate].load.latency_ms);
-    const Percentiles rl = Summarize(reload_at[rate].load.latency_ms);
+    const Percentiles dr = Summarize(delta_at[rate].fresh_ms);
+    const Percentiles rr = Summarize(reload_at[rate].fresh_ms);
+    const Percentiles dl = Summarize(delta_at[rate].latency_ms);
+    const Percentiles rl = Summarize(reload_at[rate].latency_ms);
     versus.AddRow({Num(rate, 0), Ratio(rr.p50 / dr.p50), Ratio(rr.p99 / dr.p99),
                    Ratio(rl.p99 / dl.p99)});
   }
@@ -1154,8 +1189,8 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
 
   figures.p99_none = p99_none;
   if (delta_at.count(500)) {
-    figures.p99_500 = Summarize(delta_at[500].load.latency_ms).p99;
-    figures.fresh_p99_500 = Summarize(delta_at[500].fresh.visible_ms).p99;
+    figures.p99_500 = Summarize(delta_at[500].latency_ms).p99;
+    figures.fresh_p99_500 = Summarize(delta_at[500].fresh_ms).p99;
   }
   return figures;
 }
@@ -1207,6 +1242,8 @@ int main(int argc, char** argv) {
   config.fast_updates = quick ? 2000 : absl::GetFlag(FLAGS_fast_updates);
   config.max_stream_bytes = absl::GetFlag(FLAGS_max_stream_mb) << 20;
   config.max_record_s = absl::GetFlag(FLAGS_max_record_s);
+  config.rounds = quick ? 1 : std::max(1, absl::GetFlag(FLAGS_rounds));
+  config.catch_up = absl::Seconds(absl::GetFlag(FLAGS_catch_up_s));
   const std::vector<std::string> models =
       quick ? std::vector<std::string>{"lenet5"} : absl::GetFlag(FLAGS_models);
 
