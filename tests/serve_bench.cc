@@ -106,16 +106,16 @@ ABSL_FLAG(double, deploy_ratio, 0.001,
           "fraction of each parameter tensor's entries in an update");
 ABSL_FLAG(int64_t, fast_updates, 5000,
           "most updates the as-fast-as-possible phase replays per round");
-ABSL_FLAG(double, catch_up_s, 20,
+ABSL_FLAG(double, catch_up_s, 10,
           "how long a phase waits, after its load, for the server to apply "
           "what was sent; a server still behind then is marked lagging and "
           "the next phase starts with its backlog");
-ABSL_FLAG(int32_t, rounds, 3,
+ABSL_FLAG(int32_t, rounds, 1,
           "times the update phases (and then the reload phases) run, "
           "interleaved; their samples are pooled");
 ABSL_FLAG(int64_t, max_stream_mb, 256,
           "cap on the recorded stream's size per model; phases replay what is left");
-ABSL_FLAG(double, max_record_s, 30,
+ABSL_FLAG(double, max_record_s, 15,
           "cap on the time spent recording the stream per model (a ResNet-18 "
           "update takes the publisher tens of ms); phases replay what is left");
 ABSL_FLAG(int32_t, threads, 0,
@@ -616,13 +616,36 @@ class LoadClient {
         grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
   }
 
-  // `concurrency` calls in flight for `duration`.
+  // Round trips of a Predict without inputs, which the server answers with
+  // INVALID_ARGUMENT before touching the model: gRPC's share of a call.
+  std::vector<double> EmptyRoundTrips(absl::Duration duration) {
+    std::vector<double> ms;
+    const PredictRequest empty;
+    const SteadyClock::time_point start = SteadyClock::now();
+    while (MsSince(start) < absl::ToDoubleMilliseconds(duration)) {
+      grpc::ClientContext context;
+      PredictResponse response;
+      const SteadyClock::time_point t = SteadyClock::now();
+      const grpc::Status status = stub_->Predict(&context, empty, &response);
+      ms.push_back(MsSince(t));
+      if (status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
+        Die(absl::StrCat("an empty Predict was answered ", status.error_code(), " ",
+                         status.error_message()));
+      }
+    }
+    return ms;
+  }
+
+  // `concurrency` calls in flight until `duration` has passed, then until
+  // the last one is answered (every call sent is counted: a cell whose
+  // calls take longer than `duration` still reports them).
   LoadResult ClosedLoop(const PredictRequest& request, int concurrency,
                         absl::Duration duration) {
     LoadResult result;
     grpc::CompletionQueue cq;
     const SteadyClock::time_point start = SteadyClock::now();
     const SteadyClock::time_point end = start + absl::ToChronoNanoseconds(duration);
+    SteadyClock::time_point last = start;
     int outstanding = 0;
     for (int i = 0; i < concurrency; ++i) {
       StartCall(request, SteadyClock::now(), &cq);
@@ -633,14 +656,14 @@ class LoadClient {
       bool ok = false;
       if (!cq.Next(&tag, &ok)) break;
       --outstanding;
-      const SteadyClock::time_point now = SteadyClock::now();
-      Finish(static_cast<Call*>(tag), now <= end, &result);
-      if (now < end) {
-        StartCall(request, now, &cq);
+      last = SteadyClock::now();
+      Finish(static_cast<Call*>(tag), true, &result);
+      if (last < end) {
+        StartCall(request, last, &cq);
         ++outstanding;
       }
     }
-    result.seconds = std::chrono::duration<double>(end - start).count();
+    result.seconds = std::chrono::duration<double>(last - start).count();
     cq.Shutdown();
     Drain(&cq);
     return result;
@@ -927,7 +950,7 @@ const char* Label(const std::string& architecture) {
 // What the targets table needs from one model's run.
 struct ModelFigures {
   std::string label;
-  double bare_b1_p50 = NAN, server_b1_p50 = NAN;
+  double bare_b1_p50 = NAN, server_b1_p50 = NAN, grpc_floor_p50 = NAN;
   double p99_none = NAN, p99_500 = NAN;
   double fresh_p99_500 = NAN;
   double sustained = NAN;
@@ -1063,6 +1086,12 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
 
   BenchServer server(&recording);
   LoadClient client(server.target());
+  const Percentiles floor = Summarize(client.EmptyRoundTrips(config.duration / 2));
+  figures.grpc_floor_p50 = floor.p50;
+  std::printf(
+      "gRPC round trip without inference (a Predict without inputs, answered "
+      "INVALID_ARGUMENT by the server): p50 %s ms, p99 %s ms over %zu calls\n\n",
+      Num(floor.p50, 3).c_str(), Num(floor.p99, 3).c_str(), floor.n);
 
   // 2. Closed loop.
   Table closed({"concurrency", "batch", "requests", "errors", "p50 ms", "p99 ms", "p999 ms",
@@ -1084,8 +1113,9 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
     }
   }
   std::printf(
-      "## %s: closed loop, no updates (%s s per cell; latency from send to "
-      "answer)\n\n",
+      "## %s: closed loop, no updates (calls sent for %s s per cell, all "
+      "counted; requests/s over first send to last answer; latency from send "
+      "to answer)\n\n",
       label, Num(absl::ToDoubleSeconds(config.duration), 1).c_str());
   closed.Print();
   if (std::isnan(peak_b1)) Die("--batches must include 1");
