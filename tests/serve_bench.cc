@@ -513,12 +513,13 @@ class ReplayingPublisher final : public UpdateService::Service {
       bool open = true;
       for (int64_t i = 0; i < job.count; ++i) {
         if (!job.reload && next_ >= recording_->updates.size()) break;
+        // A Write() blocks while the server is too slow to take more (flow
+        // control): the deadline ends the job whatever its pace.
+        if (absl::Now() >= job.deadline) break;
         if (job.rate > 0) {
           const absl::Time due = start + absl::Seconds(static_cast<double>(i) / job.rate);
           if (due >= job.deadline) break;
           absl::SleepFor(due - absl::Now());
-        } else if (absl::Now() >= job.deadline) {
-          break;
         }
         Update* update = job.reload ? &recording_->last_snapshot
                                     : &recording_->updates[next_++];
