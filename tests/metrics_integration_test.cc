@@ -3,10 +3,6 @@
 // `prometheus` scrapes both every second, and the test reads the series
 // back through Prometheus' HTTP API (/api/v1/query), comparing them with
 // GetStatus and with the RPCs it made.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <string>
 
@@ -26,24 +22,6 @@ namespace {
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
 constexpr int kPredictCalls = 7;
 
-// A port that was free a moment ago, for prometheus, which cannot report
-// the one it picked.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 class MetricsIntegrationTest : public MonitoredDaemonsTest {
  protected:
   // Starts prometheus scraping `targets` (job name -> metrics port) every
@@ -57,7 +35,8 @@ class MetricsIntegrationTest : public MonitoredDaemonsTest {
     }
     const std::string config_path = absl::StrCat(TestTmpDir(), "/prometheus.yml");
     std::ofstream(config_path) << config;
-    prometheus_port_ = FreePort();
+    // Prometheus cannot report the port it picked.
+    prometheus_port_ = PickFreePort();
     ASSERT_GT(prometheus_port_, 0);
     ChildProcess* prometheus = StartProcess(
         "prometheus", kPrometheus,

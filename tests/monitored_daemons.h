@@ -29,6 +29,7 @@
 #include "httplib.h"
 #include "proto/contrail.grpc.pb.h"
 #include "tests/test_util/child_process.h"
+#include "tests/test_util/daemon_cluster.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/runfiles.h"
 
@@ -43,12 +44,7 @@ inline constexpr absl::Duration kRpcDeadline = absl::Seconds(10);
 using Flags = std::map<std::string, std::string>;
 
 // A started daemon: its gRPC port and its metrics port.
-struct MonitoredDaemon {
-  ChildProcess* process = nullptr;
-  int port = 0;
-  int metrics_port = 0;
-  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
-};
+using MonitoredDaemon = RunningDaemon;
 
 class MonitoredDaemonsTest : public ::testing::Test {
  protected:
@@ -68,15 +64,8 @@ class MonitoredDaemonsTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (const std::unique_ptr<ChildProcess>& child : children_) child->Stop(absl::Seconds(5));
-    if (HasFailure()) {
-      for (const std::unique_ptr<ChildProcess>& child : children_) {
-        std::fprintf(stderr, "---- %s stdout ----\n%s---- %s stderr ----\n%s",
-                     child->name().c_str(), child->Stdout().c_str(), child->name().c_str(),
-                     child->Stderr().c_str());
-      }
-    }
-    children_.clear();
+    cluster_.StopAll();
+    if (HasFailure()) std::fprintf(stderr, "%s", cluster_.Logs().c_str());
   }
 
   // 1000 examples of initial training, then a stream of 1500 at 500 a
@@ -100,49 +89,16 @@ class MonitoredDaemonsTest : public ::testing::Test {
             {"threads", "1"}};
   }
 
-  // Starts `binary` (a runfile path or an absolute path) with `args`.
-  ChildProcess* StartProcess(const std::string& name, const std::string& binary,
-                             const std::vector<std::string>& args) {
-    const std::string child_name = absl::StrCat(name, "-", ++started_);
-    std::unique_ptr<ChildProcess> child =
-        ChildProcess::Start(child_name, binary.front() == '/' ? binary : Runfile(binary), args,
-                            absl::StrCat(TestTmpDir(), "/", child_name));
-    if (child == nullptr) return nullptr;
-    children_.push_back(std::move(child));
-    return children_.back().get();
-  }
-
   // Starts a daemon and waits until both its ports are written.
   absl::StatusOr<MonitoredDaemon> StartDaemon(const std::string& name,
-                                              const std::string& binary, Flags flags) {
-    const std::string prefix = absl::StrCat(TestTmpDir(), "/", name, "-", started_ + 1);
-    flags["port_file"] = prefix + ".port";
-    flags["metrics_port_file"] = prefix + ".metrics_port";
-    std::remove(flags["port_file"].c_str());
-    std::remove(flags["metrics_port_file"].c_str());
-    std::vector<std::string> args;
-    for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
-    MonitoredDaemon daemon;
-    daemon.process = StartProcess(name, binary, args);
-    if (daemon.process == nullptr) return absl::InternalError("fork failed");
-    const absl::Time deadline = absl::Now() + kStartDeadline;
-    while (!(ReadPort(flags["port_file"], &daemon.port) &&
-             ReadPort(flags["metrics_port_file"], &daemon.metrics_port))) {
-      if (std::optional<int> status = daemon.process->WaitForExit(absl::ZeroDuration())) {
-        return absl::InternalError(absl::StrCat(name, " exited with wait status ", *status,
-                                                " before listening: ",
-                                                daemon.process->Stderr()));
-      }
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(name, " wrote no port files"));
-      }
-      absl::SleepFor(kPollInterval);
-    }
-    return daemon;
+                                              const std::string& binary, const Flags& flags) {
+    return cluster_.Start(name, binary, flags, kStartDeadline);
   }
 
-  static bool ReadPort(const std::string& path, int* port) {
-    return absl::SimpleAtoi(absl::StripSuffix(ReadFileOrEmpty(path), "\n"), port) && *port > 0;
+  // Starts `binary` (a runfile path) with `positional` arguments.
+  ChildProcess* StartProcess(const std::string& name, const std::string& binary,
+                             const std::vector<std::string>& positional) {
+    return cluster_.StartProcess(name, binary, {}, positional);
   }
 
   static std::unique_ptr<StatusService::Stub> StatusStub(const MonitoredDaemon& daemon) {
@@ -226,8 +182,7 @@ class MonitoredDaemonsTest : public ::testing::Test {
   }
 
   static inline std::string* data_dir_ = nullptr;
-  std::vector<std::unique_ptr<ChildProcess>> children_;
-  int started_ = 0;
+  DaemonCluster cluster_{TestTmpDir()};
 };
 
 }  // namespace test

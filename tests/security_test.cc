@@ -22,7 +22,7 @@
 #include "gtest/gtest.h"
 #include "proto/contrail.grpc.pb.h"
 #include "tests/test_util/child_process.h"
-#include "tests/test_util/daemon_runner.h"
+#include "tests/test_util/daemon_cluster.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/test_certificates.h"
 
@@ -34,8 +34,8 @@ using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::Contains;
 using ::testing::HasSubstr;
-using test::Daemon;
-using test::Flags;
+using test::DaemonFlags;
+using test::RunningDaemon;
 using test::TestTmpDir;
 
 constexpr absl::Duration kRpcDeadline = absl::Seconds(10);
@@ -81,7 +81,7 @@ class SecurityTest : public ::testing::Test {
   }
 
   // A short replay stream with mutual TLS and tokens.
-  Flags SecureTrainerFlags() const {
+  DaemonFlags SecureTrainerFlags() const {
     return {{"listen", "127.0.0.1:0"},     {"data_dir", *data_dir_},
             {"model", "lenet5"},           {"initial_examples", "500"},
             {"initial_epochs", "1"},       {"stream_examples", "400"},
@@ -91,7 +91,7 @@ class SecurityTest : public ::testing::Test {
             {"tls_ca", certs_->ca},        {"tokens_file", *tokens_file_}};
   }
 
-  Flags SecureServerFlags(const std::string& trainer) const {
+  DaemonFlags SecureServerFlags(const std::string& trainer) const {
     return {{"listen", "127.0.0.1:0"},
             {"trainer", absl::StrCat("localhost:", trainer.substr(trainer.rfind(':') + 1))},
             {"threads", "1"},
@@ -104,7 +104,7 @@ class SecurityTest : public ::testing::Test {
 
   // A channel to `daemon` with `tls` (plaintext when off), by the name in
   // the certificate.
-  static std::shared_ptr<grpc::Channel> Channel(const Daemon& daemon, const TlsOptions& tls) {
+  static std::shared_ptr<grpc::Channel> Channel(const RunningDaemon& daemon, const TlsOptions& tls) {
     absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
         MakeChannelCredentials(tls);
     EXPECT_TRUE(credentials.ok()) << credentials.status();
@@ -176,7 +176,7 @@ class SecurityTest : public ::testing::Test {
   static test::TestCertificates* certs_;
   static std::string* data_dir_;
   static std::string* tokens_file_;
-  test::DaemonRunner runner_;
+  test::DaemonCluster runner_{TestTmpDir()};
 };
 
 test::TestCertificates* SecurityTest::certs_ = nullptr;
@@ -184,11 +184,11 @@ std::string* SecurityTest::data_dir_ = nullptr;
 std::string* SecurityTest::tokens_file_ = nullptr;
 
 TEST_F(SecurityTest, TrainerToServerOverMutualTlsWithTokensEndsIdentical) {
-  absl::StatusOr<Daemon> trainer =
-      runner_.StartDaemon("trainer", "trainer/trainer", SecureTrainerFlags());
+  absl::StatusOr<RunningDaemon> trainer =
+      runner_.Start("trainer", "trainer/trainer", SecureTrainerFlags());
   ASSERT_TRUE(trainer.ok()) << trainer.status();
-  absl::StatusOr<Daemon> server =
-      runner_.StartDaemon("server", "server/server", SecureServerFlags(trainer->address()));
+  absl::StatusOr<RunningDaemon> server =
+      runner_.Start("server", "server/server", SecureServerFlags(trainer->address()));
   ASSERT_TRUE(server.ok()) << server.status();
   const auto to_trainer = Channel(*trainer, ClientTls());
   const auto to_server = Channel(*server, ClientTls());
@@ -212,11 +212,11 @@ TEST_F(SecurityTest, TrainerToServerOverMutualTlsWithTokensEndsIdentical) {
 }
 
 TEST_F(SecurityTest, EachWrongCredentialIsRefusedWithItsCode) {
-  absl::StatusOr<Daemon> trainer =
-      runner_.StartDaemon("trainer", "trainer/trainer", SecureTrainerFlags());
+  absl::StatusOr<RunningDaemon> trainer =
+      runner_.Start("trainer", "trainer/trainer", SecureTrainerFlags());
   ASSERT_TRUE(trainer.ok()) << trainer.status();
-  absl::StatusOr<Daemon> server =
-      runner_.StartDaemon("server", "server/server", SecureServerFlags(trainer->address()));
+  absl::StatusOr<RunningDaemon> server =
+      runner_.Start("server", "server/server", SecureServerFlags(trainer->address()));
   ASSERT_TRUE(server.ok()) << server.status();
   StatusResponse status;
   PredictResponse prediction;
@@ -268,13 +268,13 @@ TEST_F(SecurityTest, EachWrongCredentialIsRefusedWithItsCode) {
 }
 
 TEST_F(SecurityTest, ContrailctlCarriesTlsAndToken) {
-  absl::StatusOr<Daemon> trainer =
-      runner_.StartDaemon("trainer", "trainer/trainer", SecureTrainerFlags());
+  absl::StatusOr<RunningDaemon> trainer =
+      runner_.Start("trainer", "trainer/trainer", SecureTrainerFlags());
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   const std::string target = absl::StrCat("--target=localhost:", trainer->port);
-  const Flags tls = {{"tls_cert", certs_->cert}, {"tls_key", certs_->key}, {"tls_ca", certs_->ca}};
+  const DaemonFlags tls = {{"tls_cert", certs_->cert}, {"tls_key", certs_->key}, {"tls_ca", certs_->ca}};
 
-  Flags with_token = tls;
+  DaemonFlags with_token = tls;
   with_token["token_file"] = WriteFile("watcher.token", kWatcherToken);
   test::ChildProcess* allowed =
       runner_.StartProcess("contrailctl", "server/contrailctl", with_token, {"status", target});
@@ -288,7 +288,7 @@ TEST_F(SecurityTest, ContrailctlCarriesTlsAndToken) {
   EXPECT_EQ(refused->WaitForExitCode(kRunDeadline), 1);
   EXPECT_THAT(refused->Stderr(), HasSubstr("bearer token"));
 
-  Flags bad_file = tls;
+  DaemonFlags bad_file = tls;
   bad_file["tls_ca"] = "/no/such/ca.pem";
   test::ChildProcess* bad =
       runner_.StartProcess("contrailctl", "server/contrailctl", bad_file, {"status", target});
@@ -299,7 +299,7 @@ TEST_F(SecurityTest, ContrailctlCarriesTlsAndToken) {
 
 TEST_F(SecurityTest, DaemonsRefusePlaintextBeyondLoopbackUnlessInsecure) {
   for (const std::string binary : {"trainer/trainer", "server/server"}) {
-    Flags flags = {{"listen", "0.0.0.0:0"}, {"data_dir", *data_dir_}};
+    DaemonFlags flags = {{"listen", "0.0.0.0:0"}, {"data_dir", *data_dir_}};
     if (binary == "server/server") flags = {{"listen", "0.0.0.0:0"}};
     test::ChildProcess* refused = runner_.StartProcess("refused", binary, flags);
     ASSERT_NE(refused, nullptr);
@@ -308,21 +308,21 @@ TEST_F(SecurityTest, DaemonsRefusePlaintextBeyondLoopbackUnlessInsecure) {
                                          HasSubstr("--insecure")))
         << binary;
   }
-  Flags insecure = {{"listen", "0.0.0.0:0"}, {"insecure", "true"}, {"threads", "1"}};
-  absl::StatusOr<Daemon> server = runner_.StartDaemon("server", "server/server", insecure);
+  DaemonFlags insecure = {{"listen", "0.0.0.0:0"}, {"insecure", "true"}, {"threads", "1"}};
+  absl::StatusOr<RunningDaemon> server = runner_.Start("server", "server/server", insecure);
   EXPECT_TRUE(server.ok()) << server.status();
 }
 
 TEST_F(SecurityTest, PlaintextHealthPortAnswersProbesOfATlsServer) {
-  absl::StatusOr<Daemon> trainer =
-      runner_.StartDaemon("trainer", "trainer/trainer", SecureTrainerFlags());
+  absl::StatusOr<RunningDaemon> trainer =
+      runner_.Start("trainer", "trainer/trainer", SecureTrainerFlags());
   ASSERT_TRUE(trainer.ok()) << trainer.status();
-  Flags flags = SecureServerFlags(trainer->address());
-  Daemon health;
+  DaemonFlags flags = SecureServerFlags(trainer->address());
+  RunningDaemon health;
   health.port = test::PickFreePort();
   ASSERT_GT(health.port, 0);
   flags["health_listen"] = health.address();
-  absl::StatusOr<Daemon> server = runner_.StartDaemon("server", "server/server", flags);
+  absl::StatusOr<RunningDaemon> server = runner_.Start("server", "server/server", flags);
   ASSERT_TRUE(server.ok()) << server.status();
   const auto probe = Channel(health, {});
 
@@ -342,21 +342,21 @@ TEST_F(SecurityTest, PlaintextHealthPortAnswersProbesOfATlsServer) {
 
 TEST_F(SecurityTest, HealthFollowsTheModelAndReflectionListsTheServices) {
   // A server whose trainer is not there yet holds no model.
-  Flags trainer_flags = SecureTrainerFlags();
+  DaemonFlags trainer_flags = SecureTrainerFlags();
   trainer_flags.erase("tls_cert");
   trainer_flags.erase("tls_key");
   trainer_flags.erase("tls_ca");
   trainer_flags.erase("tokens_file");
-  absl::StatusOr<Daemon> placeholder =
-      runner_.StartDaemon("nothing", "server/server", {{"listen", "127.0.0.1:0"},
+  absl::StatusOr<RunningDaemon> placeholder =
+      runner_.Start("nothing", "server/server", {{"listen", "127.0.0.1:0"},
                                                        {"trainer", "127.0.0.1:1"}});
   ASSERT_TRUE(placeholder.ok()) << placeholder.status();
   EXPECT_EQ(HealthOf(Channel(*placeholder, {})), HealthCheckResponse::NOT_SERVING);
 
-  absl::StatusOr<Daemon> trainer = runner_.StartDaemon("trainer", "trainer/trainer", trainer_flags);
+  absl::StatusOr<RunningDaemon> trainer = runner_.Start("trainer", "trainer/trainer", trainer_flags);
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   EXPECT_EQ(HealthOf(Channel(*trainer, {})), HealthCheckResponse::SERVING);
-  absl::StatusOr<Daemon> server = runner_.StartDaemon(
+  absl::StatusOr<RunningDaemon> server = runner_.Start(
       "server", "server/server", {{"listen", "127.0.0.1:0"}, {"trainer", trainer->address()}});
   ASSERT_TRUE(server.ok()) << server.status();
   const auto to_server = Channel(*server, {});

@@ -1,5 +1,9 @@
 #include "tests/test_util/daemon_cluster.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -16,7 +20,28 @@ namespace {
 
 constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
 
+// The port in `path` (written by a daemon's --port_file), once it is there.
+bool ReadPort(const std::string& path, int* port) {
+  return absl::SimpleAtoi(absl::StripSuffix(ReadFileOrEmpty(path), "\n"), port) && *port > 0;
+}
+
 }  // namespace
+
+int PickFreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
 
 std::string RunningDaemon::address() const { return absl::StrCat("127.0.0.1:", port); }
 
@@ -62,26 +87,36 @@ absl::StatusOr<StatusResponse> WaitForDaemonStatus(
   }
 }
 
+ChildProcess* DaemonCluster::StartProcess(const std::string& name, const std::string& binary,
+                                          const DaemonFlags& flags,
+                                          const std::vector<std::string>& positional) {
+  std::vector<std::string> args = positional;
+  for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
+  const std::string prefix = absl::StrCat(dir_, "/", name, "-", children_.size());
+  std::unique_ptr<ChildProcess> child = ChildProcess::Start(
+      name, binary.front() == '/' ? binary : Runfile(binary), args, prefix);
+  if (child == nullptr) return nullptr;
+  children_.push_back(std::move(child));
+  return children_.back().get();
+}
+
 absl::StatusOr<RunningDaemon> DaemonCluster::Start(const std::string& name,
                                                    const std::string& binary,
                                                    DaemonFlags flags, absl::Duration timeout) {
   const std::string prefix = absl::StrCat(dir_, "/", name, "-", children_.size());
   const std::string port_file = prefix + ".port";
+  const std::string metrics_port_file = prefix + ".metrics_port";
+  const bool metrics = flags.count("metrics_listen") > 0;
   std::remove(port_file.c_str());
+  std::remove(metrics_port_file.c_str());
   flags["port_file"] = port_file;
-  std::vector<std::string> args;
-  for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
-  std::unique_ptr<ChildProcess> child = ChildProcess::Start(name, Runfile(binary), args, prefix);
-  if (child == nullptr) return absl::InternalError(absl::StrCat("cannot start ", name));
+  if (metrics) flags["metrics_port_file"] = metrics_port_file;
   RunningDaemon daemon;
-  daemon.process = child.get();
-  children_.push_back(std::move(child));
+  daemon.process = StartProcess(name, binary, flags);
+  if (daemon.process == nullptr) return absl::InternalError(absl::StrCat("cannot start ", name));
   const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    if (absl::SimpleAtoi(absl::StripSuffix(ReadFileOrEmpty(port_file), "\n"), &daemon.port) &&
-        daemon.port > 0) {
-      return daemon;
-    }
+  while (!(ReadPort(port_file, &daemon.port) &&
+           (!metrics || ReadPort(metrics_port_file, &daemon.metrics_port)))) {
     if (std::optional<int> status = daemon.process->WaitForExit(absl::ZeroDuration())) {
       return absl::InternalError(absl::StrCat(name, " exited with wait status ", *status,
                                               " before listening: ",
@@ -93,6 +128,7 @@ absl::StatusOr<RunningDaemon> DaemonCluster::Start(const std::string& name,
     }
     absl::SleepFor(kPollInterval);
   }
+  return daemon;
 }
 
 void DaemonCluster::StopAll() {
@@ -104,7 +140,8 @@ void DaemonCluster::StopAll() {
 std::string DaemonCluster::Logs() const {
   std::string logs;
   for (const std::unique_ptr<ChildProcess>& child : children_) {
-    absl::StrAppend(&logs, "---- ", child->name(), " stderr ----\n", child->Stderr());
+    absl::StrAppend(&logs, "---- ", child->name(), " stdout ----\n", child->Stdout(), "---- ",
+                    child->name(), " stderr ----\n", child->Stderr());
   }
   return logs;
 }
