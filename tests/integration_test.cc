@@ -44,6 +44,7 @@
 #include "proto/contrail.grpc.pb.h"
 #include "server/live_model.h"
 #include "tests/test_util/child_process.h"
+#include "tests/test_util/daemon_cluster.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/runfiles.h"
 
@@ -132,14 +133,8 @@ PredictRequest RequestOfShape(const std::vector<int64_t>& shape, int64_t values)
   return request;
 }
 
-using Flags = std::map<std::string, std::string>;
-
-// A started daemon and the port it listens on.
-struct Daemon {
-  ChildProcess* process = nullptr;
-  int port = 0;
-  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
-};
+using Flags = test::DaemonFlags;
+using Daemon = test::RunningDaemon;
 
 class IntegrationTest : public ::testing::Test {
  protected:
@@ -164,17 +159,8 @@ class IntegrationTest : public ::testing::Test {
   void SetUp() override { ASSERT_NE(test_set_, nullptr); }
 
   void TearDown() override {
-    for (const std::unique_ptr<ChildProcess>& child : children_) {
-      child->Stop(absl::Seconds(5));
-    }
-    if (HasFailure()) {
-      for (const std::unique_ptr<ChildProcess>& child : children_) {
-        std::fprintf(stderr, "---- %s stdout ----\n%s---- %s stderr ----\n%s",
-                     child->name().c_str(), child->Stdout().c_str(),
-                     child->name().c_str(), child->Stderr().c_str());
-      }
-    }
-    children_.clear();
+    cluster_.StopAll();
+    if (HasFailure()) std::fprintf(stderr, "%s", cluster_.Logs().c_str());
   }
 
   // 1000 examples of initial training, then a stream of 1500 as fast as the
@@ -205,49 +191,18 @@ class IntegrationTest : public ::testing::Test {
     };
   }
 
-  // Starts `binary` (a runfile path) with `flags`; its logs are named after
-  // `name` and a counter.
+  // Starts `binary` (a runfile path) with `flags` and `positional`
+  // arguments.
   ChildProcess* StartProcess(const std::string& name, const std::string& binary,
                              const Flags& flags,
                              const std::vector<std::string>& positional = {}) {
-    std::vector<std::string> args = positional;
-    for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
-    const std::string child_name = absl::StrCat(name, "-", ++started_);
-    std::unique_ptr<ChildProcess> child = ChildProcess::Start(
-        child_name, Runfile(binary), args, absl::StrCat(TestTmpDir(), "/", child_name));
-    if (child == nullptr) return nullptr;
-    children_.push_back(std::move(child));
-    return children_.back().get();
+    return cluster_.StartProcess(name, binary, flags, positional);
   }
 
   // Starts a daemon with --port_file and waits until it listens.
-  absl::StatusOr<Daemon> StartDaemon(const std::string& name,
-                                     const std::string& binary, Flags flags) {
-    const std::string port_file =
-        absl::StrCat(TestTmpDir(), "/", name, "-", started_ + 1, ".port");
-    std::remove(port_file.c_str());
-    flags["port_file"] = port_file;
-    Daemon daemon;
-    daemon.process = StartProcess(name, binary, flags);
-    if (daemon.process == nullptr) return absl::InternalError("fork failed");
-    const absl::Time deadline = absl::Now() + kStartDeadline;
-    while (true) {
-      const std::string contents = ReadFileOrEmpty(port_file);
-      if (absl::SimpleAtoi(absl::StripSuffix(contents, "\n"), &daemon.port) &&
-          daemon.port > 0) {
-        return daemon;
-      }
-      if (std::optional<int> status = daemon.process->WaitForExit(absl::ZeroDuration())) {
-        return absl::InternalError(absl::StrCat(
-            name, " exited with wait status ", *status, " before listening: ",
-            daemon.process->Stderr()));
-      }
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(
-            absl::StrCat(name, " wrote no port file in ", absl::FormatDuration(kStartDeadline)));
-      }
-      absl::SleepFor(kPollInterval);
-    }
+  absl::StatusOr<Daemon> StartDaemon(const std::string& name, const std::string& binary,
+                                     const Flags& flags) {
+    return cluster_.Start(name, binary, flags, kStartDeadline);
   }
 
   absl::StatusOr<Daemon> StartTrainer(const Flags& flags) {
@@ -316,8 +271,7 @@ class IntegrationTest : public ::testing::Test {
   static std::string* data_dir_;
   static LabelledImages* test_set_;
 
-  std::vector<std::unique_ptr<ChildProcess>> children_;
-  int started_ = 0;
+  test::DaemonCluster cluster_{TestTmpDir()};
 };
 
 std::string* IntegrationTest::data_dir_ = nullptr;
