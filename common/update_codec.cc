@@ -90,6 +90,14 @@ float WireValue(const std::string& bytes, size_t position, ValueEncoding encodin
                                 : Bf16BitsToFloat(bits);
 }
 
+// Serialized bytes of a length-delimited field with a one-byte tag (field
+// numbers below 16) and a `payload`-byte payload.
+size_t FieldBytes(size_t payload) {
+  size_t varint = 1;
+  for (size_t v = payload; v >= 0x80; v >>= 7) ++varint;
+  return 1 + varint + payload;
+}
+
 absl::Status CheckScaleExponent(ValueEncoding encoding, int scale_exponent,
                                 const std::string& tensor_name) {
   if (encoding == FP16_DELTA && (scale_exponent < kMinFp16ScaleExponent ||
@@ -337,31 +345,70 @@ int64_t SparseUpdateWriter::Append(uint32_t tensor,
   if (indices.empty()) return 0;
   const ValueEncoding encoding = update_->encoding();
   const int64_t offset = offsets_[tensor];
+  const size_t begin = flat_.size();
+  int scale_exponent = 0;
   if (!IsDeltaEncoding(encoding)) {
     for (uint32_t i : indices) flat_.push_back(static_cast<uint32_t>(offset + i));
     values_.append(reinterpret_cast<const char*>(values.data()),
                    values.size() * sizeof(float));
-    return static_cast<int64_t>(indices.size());
+  } else {
+    scale_exponent = encoding == FP16_DELTA ? Fp16ScaleExponent(values) : 0;
+    QuantiseEntries(encoding, scale_exponent, indices, values, offset, &flat_, &values_);
   }
-  const int scale_exponent = encoding == FP16_DELTA ? Fp16ScaleExponent(values) : 0;
-  const int64_t kept =
-      QuantiseEntries(encoding, scale_exponent, indices, values, offset, &flat_, &values_);
-  if (kept > 0 && encoding == FP16_DELTA) scale_exponents_.push_back(scale_exponent);
-  return kept;
+  if (flat_.size() > begin) runs_.push_back({tensor, begin, scale_exponent});
+  return static_cast<int64_t>(flat_.size() - begin);
 }
 
 void SparseUpdateWriter::Finish() {
   if (flat_.empty()) return;
-  SparseEntries* sparse = update_->mutable_sparse();
-  sparse->set_count(static_cast<uint32_t>(flat_.size()));
-  sparse->set_rice_bits(ChooseRiceBits(flat_));
-  sparse->mutable_indices()->clear();
-  EncodeIndices(flat_, sparse->rice_bits(), sparse->mutable_indices());
-  sparse->set_values(std::move(values_));
-  for (int32_t e : scale_exponents_) sparse->add_scale_exponents(e);
+  const ValueEncoding encoding = update_->encoding();
+  const size_t value_bytes = static_cast<size_t>(ValueBytes(encoding));
+  SparseEntries sparse;
+  sparse.set_count(static_cast<uint32_t>(flat_.size()));
+  sparse.set_rice_bits(ChooseRiceBits(flat_));
+  EncodeIndices(flat_, sparse.rice_bits(), sparse.mutable_indices());
+  if (encoding == FP16_DELTA) {
+    for (const Run& run : runs_) sparse.add_scale_exponents(run.scale_exponent);
+  }
+  // The same entries per tensor, as AppendSparseTensor writes them.
+  std::vector<TensorUpdate> tensors(runs_.size());
+  std::vector<uint32_t> local;
+  size_t per_tensor_bytes = 0;
+  for (size_t r = 0; r < runs_.size(); ++r) {
+    const size_t begin = runs_[r].begin;
+    const size_t end = r + 1 < runs_.size() ? runs_[r + 1].begin : flat_.size();
+    const int64_t offset = offsets_[runs_[r].tensor];
+    local.clear();
+    for (size_t i = begin; i < end; ++i) {
+      local.push_back(static_cast<uint32_t>(flat_[i] - offset));
+    }
+    TensorUpdate& t = tensors[r];
+    t.set_tensor(runs_[r].tensor);
+    t.set_count(static_cast<uint32_t>(local.size()));
+    t.set_rice_bits(ChooseRiceBits(local));
+    EncodeIndices(local, t.rice_bits(), t.mutable_indices());
+    t.set_scale_exponent(runs_[r].scale_exponent);
+    // The values are set only on the form that is sent.
+    per_tensor_bytes += FieldBytes(t.ByteSizeLong() + FieldBytes((end - begin) * value_bytes));
+  }
+  // The smaller form goes out. Entries about as sparse in every tensor:
+  // the model-wide form saves the per-tensor framing. Whole tensors beside
+  // sparse ones (batch-norm statistics beside 0.1 % of the weights): one
+  // Rice parameter fits neither, and the per-tensor form usually wins.
+  if (FieldBytes(sparse.ByteSizeLong() + FieldBytes(values_.size())) <= per_tensor_bytes) {
+    sparse.set_values(std::move(values_));
+    *update_->mutable_sparse() = std::move(sparse);
+  } else {
+    for (size_t r = 0; r < runs_.size(); ++r) {
+      const size_t begin = runs_[r].begin;
+      const size_t end = r + 1 < runs_.size() ? runs_[r + 1].begin : flat_.size();
+      tensors[r].set_values(values_.substr(begin * value_bytes, (end - begin) * value_bytes));
+      *update_->add_tensors() = std::move(tensors[r]);
+    }
+  }
   flat_.clear();
   values_.clear();
-  scale_exponents_.clear();
+  runs_.clear();
 }
 
 int64_t UpdateEntries(const Update& update) {

@@ -9,15 +9,17 @@
 // trainer - mirror and goes out with a later update. Indices are Rice coded
 // (common/index_coder.h).
 //
-// Two forms carry sparse entries. The trainer publishes the compact one
-// (SparseUpdateWriter): one model-wide SparseEntries section whose positions
-// are flat over the concatenation of the spec's tensors, one Rice code and
-// one value blob for the whole update, so that a small update pays no
-// per-tensor framing (a LeNet-5 update at 0.1 %, 67 entries over 10
-// tensors, drops from 526 to about 410 bytes). The per-tensor TensorUpdate
-// form (AppendSparseTensor) stays for dense tensors, snapshots, models of
-// 2^32 entries or more, and the updates already written to update logs,
-// which still decode. An update carries one form or the other, never both.
+// Two forms carry sparse entries. The model-wide form is one SparseEntries
+// section whose positions are flat over the concatenation of the spec's
+// tensors: one Rice code and one value blob for the whole update, so that a
+// small update pays no per-tensor framing (a LeNet-5 update at 0.1 %, 67
+// entries over 10 tensors, drops from 534 to 430 bytes, its header and
+// framing from 171 to 67). The per-tensor form is one TensorUpdate per
+// tensor (AppendSparseTensor); it carries dense tensors and snapshots, and
+// every update written before the model-wide form existed (update logs
+// replay them), which still decode. The trainer's SparseUpdateWriter sends
+// whichever is smaller. An update carries one form or the other, never
+// both.
 //
 // Payload checksum: xxHash64 over the update's header fields, every
 // TensorUpdate's fields in order and the SparseEntries section when present
@@ -69,9 +71,14 @@ int64_t AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
                            absl::Span<const float> values, Update* update);
 
 // Collects the sparse entries of one update, tensor by tensor, and writes
-// them as the update's model-wide SparseEntries section: the compact form.
-// Models of 2^32 entries or more (whose flat positions would not fit 32 bits)
-// get the per-tensor form instead. Use: Append for each tensor with entries,
+// them in whichever form serializes smaller: the model-wide SparseEntries
+// section (which wins when the tensors' entries are about as sparse: it
+// saves the per-tensor framing) or per-tensor TensorUpdates, as
+// AppendSparseTensor writes them (which win when whole tensors travel
+// beside sparse ones, e.g. batch-norm statistics beside 0.1 % of the
+// weights: one Rice parameter fits neither). Both decode to the same
+// entries. Models of 2^32 entries or more (whose flat positions would not
+// fit 32 bits) always get the per-tensor form. Use: Append for each tensor with entries,
 // in increasing tensor order, then Finish once.
 // Not thread-safe; `spec` and `update` must outlive the writer.
 class SparseUpdateWriter {
@@ -97,9 +104,15 @@ class SparseUpdateWriter {
   std::vector<int64_t> offsets_;
   // The model is too large for flat positions: per-tensor form.
   bool per_tensor_ = false;
+  // The entries of one tensor: flat_[begin] up to the next run's begin.
+  struct Run {
+    uint32_t tensor;
+    size_t begin;
+    int scale_exponent;  // fp16 only
+  };
   std::vector<uint32_t> flat_;  // flat positions of the kept entries
   std::string values_;  // their values on the wire
-  std::vector<int32_t> scale_exponents_;  // fp16: one per tensor with entries
+  std::vector<Run> runs_;  // one per tensor with entries, in tensor order
 };
 
 // The number of (index, value) entries `update` carries, in either form.

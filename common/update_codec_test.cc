@@ -1158,6 +1158,26 @@ TEST_F(UpdateCodecTest, ModelWideFormSavesThePerTensorFraming) {
   EXPECT_LE(compact.ByteSizeLong() + 70, legacy.ByteSizeLong());
 }
 
+TEST_P(EveryEncodingTest, WriterSendsThePerTensorFormWhenItIsSmaller) {
+  // All of "w" (neighbours: one bit each under its own Rice parameter) and
+  // two entries 2^21 apart in "big": one model-wide parameter would spend
+  // about 20 bits on each of w's entries.
+  std::vector<Entries> entries = {{0, {}, {}}, {2, {7, (1u << 21) + 9}, {1.0f, -2.0f}}};
+  for (uint32_t i = 0; i < 20; ++i) {
+    entries[0].indices.push_back(i);
+    entries[0].values.push_back(0.25f * static_cast<float>(i + 1));
+  }
+  const Update written = ModelWide(spec_, GetParam(), entries);
+  const Update legacy = PerTensor(spec_, GetParam(), entries);
+  EXPECT_FALSE(written.has_sparse());
+  ASSERT_EQ(written.tensors_size(), 2);
+  // Exactly what AppendSparseTensor writes.
+  EXPECT_EQ(written.SerializeAsString(), legacy.SerializeAsString());
+  ASSERT_TRUE(ApplyUpdate(written, spec_, buffers_.Views()).ok());
+  EXPECT_EQ(buffers_.tensor(0)[19], 5.0f);
+  EXPECT_EQ(buffers_.tensor(2)[(1u << 21) + 9], -2.0f);
+}
+
 TEST_F(UpdateCodecTest, ModelWideFlatPositionOutOfRangeIsInvalidArgument) {
   Update update = NewUpdate(spec_);
   SparseEntries* sparse = update.mutable_sparse();
