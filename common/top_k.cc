@@ -123,18 +123,22 @@ void GatherCandidatesParallel(absl::Span<const float> values, uint32_t threshold
     GatherCandidates(values.data(), 0, n, threshold, out);
     return;
   }
+  // The first chunk goes straight into `out`; the others are appended.
   std::vector<Candidates> parts(workers);
+  const size_t expected = out->index.capacity() / workers + 1024;
   std::vector<std::thread> threads;
   const int64_t chunk = (n + workers - 1) / workers;
   for (int w = 1; w < workers; ++w) {
     threads.emplace_back([&, w] {
+      parts[w].index.reserve(expected);
+      parts[w].magnitude.reserve(expected);
       GatherCandidates(values.data(), std::min(n, w * chunk),
                        std::min(n, (w + 1) * chunk), threshold, &parts[w]);
     });
   }
-  GatherCandidates(values.data(), 0, std::min(n, chunk), threshold, &parts[0]);
+  GatherCandidates(values.data(), 0, std::min(n, chunk), threshold, out);
   for (std::thread& t : threads) t.join();
-  for (const Candidates& part : parts) out->Append(part);
+  for (int w = 1; w < workers; ++w) out->Append(parts[w]);
 }
 
 // Keeps, in index order, the candidates above the exact k-th magnitude and
@@ -142,12 +146,25 @@ void GatherCandidatesParallel(absl::Span<const float> values, uint32_t threshold
 // magnitude is at least that k-th magnitude, and at least k entries.
 void KeepTopOfCandidates(const Candidates& candidates, int64_t k,
                          std::vector<uint32_t>* indices) {
-  std::vector<uint32_t> magnitudes = candidates.magnitude;
-  std::nth_element(magnitudes.begin(), magnitudes.begin() + (k - 1),
-                   magnitudes.end(), std::greater<uint32_t>());
-  const uint32_t kth = magnitudes[k - 1];
+  // The k-th magnitude by one radix step: count the candidates per value of
+  // their high 16 bits (sign, exponent and 7 mantissa bits), find the bucket
+  // that holds the k-th, and select exactly among that bucket's few
+  // entries; two passes over the candidates instead of a full selection.
+  std::vector<uint32_t> counts(1 << 16, 0);
+  for (uint32_t m : candidates.magnitude) ++counts[m >> 16];
   int64_t above = 0;
-  for (int64_t i = 0; i < k; ++i) above += magnitudes[i] > kth;
+  uint32_t bucket = (1 << 16) - 1;
+  while (above + counts[bucket] < k) above += counts[bucket--];
+  std::vector<uint32_t> in_bucket;
+  in_bucket.reserve(counts[bucket]);
+  for (uint32_t m : candidates.magnitude) {
+    if ((m >> 16) == bucket) in_bucket.push_back(m);
+  }
+  const int64_t rank = k - above - 1;  // within the bucket, from the top
+  std::nth_element(in_bucket.begin(), in_bucket.begin() + rank, in_bucket.end(),
+                   std::greater<uint32_t>());
+  const uint32_t kth = in_bucket[rank];
+  for (int64_t i = 0; i < rank; ++i) above += in_bucket[i] > kth;
   int64_t ties_wanted = k - above;
   indices->clear();
   indices->reserve(k);
