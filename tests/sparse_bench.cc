@@ -619,7 +619,9 @@ void RunFraming(bool quick) {
       "parameter tensor, at least one entry, uniformly placed, batch-norm "
       "statistics whole, "
       "as UpdatePublisher sends it; every header field set as the publisher "
-      "sets it; header = serialized bytes - index bytes - value bytes)\n\n");
+      "sets it; header = serialized bytes - index bytes - value bytes; "
+      "before = AppendSparseTensor per tensor, writer = SparseUpdateWriter, "
+      "which sends the smaller of the model-wide and per-tensor forms)\n\n");
   Table table({"<model", "<values", "<form", "entries", "tensors", "index B",
                "value B", "header B", "total B", "header share"});
   std::vector<std::pair<const char*, const char*>> models = {{"lenet5", "LeNet-5"}};
@@ -677,8 +679,10 @@ void RunFraming(bool quick) {
         }
         const Framing f = MeasureFraming(update);
         const int64_t header = f.total_bytes - f.index_bytes - f.value_bytes;
-        table.AddRow({label, ValueEncodingName(encoding),
-                      model_wide ? "model-wide" : "per tensor", Thousands(f.entries),
+        const std::string form =
+            !model_wide ? "before: per tensor"
+                        : update.has_sparse() ? "writer: model-wide" : "writer: per tensor";
+        table.AddRow({label, ValueEncodingName(encoding), form, Thousands(f.entries),
                       absl::StrCat(tensors), Thousands(f.index_bytes),
                       Thousands(f.value_bytes), Thousands(header),
                       Thousands(f.total_bytes),
