@@ -87,8 +87,8 @@ class SparseUpdateWriter {
   SparseUpdateWriter(const ModelSpec& spec, Update* update);
 
   // As AppendSparseTensor: entries `indices` (strictly increasing, within
-  // the tensor) of tensor `tensor`, which must be greater than every tensor
-  // appended before. Returns the number of entries kept (delta entries that
+  // the tensor) of tensor `tensor`, which must be a tensor of the spec and
+  // greater than every tensor appended before. Returns the number of entries kept (delta entries that
   // are not finite or round to zero or an infinity are left out).
   int64_t Append(uint32_t tensor, absl::Span<const uint32_t> indices,
                  absl::Span<const float> values);
