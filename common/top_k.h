@@ -3,9 +3,12 @@
 // torch::topk sorts its way to the answer; selection only needs the k-th
 // largest magnitude. SelectTopK estimates it from a fixed stratified sample,
 // gathers the candidates at or above the estimate in one pass over the
-// tensor (in parallel for large tensors), finds the exact k-th magnitude
-// among the candidates, and keeps, in index order, everything above it plus
-// the lowest-index ties. When the estimate is too high it lowers it and
+// tensor (in parallel for large tensors; an SSE2 screen of 16 entries at a
+// time), finds the exact k-th magnitude among the candidates (one radix
+// step on their high 16 bits, then an exact selection within one bucket),
+// and keeps, in index order, everything above it plus the lowest-index
+// ties. At 1 % of 11 M floats that costs about 1.1-1.3x one read pass over
+// the tensor (tests/sparse_bench.cc). When the estimate is too high it lowers it and
 // passes again (rare); when it is useless (heavy ties) it falls back to a
 // full selection. The result is the same set as torch::topk up to ties.
 //

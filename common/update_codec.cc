@@ -52,6 +52,146 @@ uint16_t Quantise(ValueEncoding encoding, int scale_exponent, float value,
   return b;
 }
 
+// Quantises the delta entries (indices[i], values[i]) in `encoding` with
+// `scale_exponent`: appends the wire bits of each kept entry to *bytes and
+// its index plus `offset` to *kept. Entries that are not finite, or round to
+// zero or to an infinity, are left out. Returns the number kept.
+int64_t QuantiseEntries(ValueEncoding encoding, int scale_exponent,
+                        absl::Span<const uint32_t> indices,
+                        absl::Span<const float> values, int64_t offset,
+                        std::vector<uint32_t>* kept, std::string* bytes) {
+  int64_t appended = 0;
+  for (size_t i = 0; i < indices.size(); ++i) {
+    if (!std::isfinite(values[i])) continue;
+    float decoded;
+    const uint16_t bits = Quantise(encoding, scale_exponent, values[i], &decoded);
+    // A difference near fp32's largest value can round up past it; no
+    // replica would apply an infinity.
+    if (decoded == 0 || !std::isfinite(decoded)) continue;
+    kept->push_back(static_cast<uint32_t>(offset + indices[i]));
+    bytes->append(reinterpret_cast<const char*>(&bits), 2);
+    ++appended;
+  }
+  return appended;
+}
+
+// The value on the wire at `position` of `bytes` (which holds at least
+// position + 1 values) in `encoding`.
+float WireValue(const std::string& bytes, size_t position, ValueEncoding encoding,
+                int scale_exponent) {
+  if (encoding == FP32_ASSIGN) {
+    float value;
+    std::memcpy(&value, bytes.data() + 4 * position, 4);
+    return value;
+  }
+  uint16_t bits;
+  std::memcpy(&bits, bytes.data() + 2 * position, 2);
+  return encoding == FP16_DELTA ? std::ldexp(HalfBitsToFloat(bits), scale_exponent)
+                                : Bf16BitsToFloat(bits);
+}
+
+// Serialized bytes of a length-delimited field with a one-byte tag (field
+// numbers below 16) and a `payload`-byte payload.
+size_t FieldBytes(size_t payload) {
+  size_t varint = 1;
+  for (size_t v = payload; v >= 0x80; v >>= 7) ++varint;
+  return 1 + varint + payload;
+}
+
+absl::Status CheckScaleExponent(ValueEncoding encoding, int scale_exponent,
+                                const std::string& tensor_name) {
+  if (encoding == FP16_DELTA && (scale_exponent < kMinFp16ScaleExponent ||
+                                 scale_exponent > kMaxFp16ScaleExponent)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update of ", tensor_name, " has fp16 scale exponent ", scale_exponent,
+        ", outside [", kMinFp16ScaleExponent, ", ", kMaxFp16ScaleExponent, "]"));
+  }
+  if (encoding != FP16_DELTA && scale_exponent != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update of ", tensor_name, " has scale exponent ", scale_exponent,
+        " in encoding ", ValueEncodingName(encoding), "; only fp16 values are scaled"));
+  }
+  return absl::OkStatus();
+}
+
+// Decodes the model-wide SparseEntries section of `update` (already checked
+// against fingerprint and checksum) into one DecodedTensor per tensor with
+// entries.
+absl::Status DecodeSparseEntries(const Update& update, const ModelSpec& spec,
+                                 std::vector<DecodedTensor>* out) {
+  const SparseEntries& sparse = update.sparse();
+  const ValueEncoding encoding = update.encoding();
+  if (update.snapshot() || update.tensors_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update ", update.version(), " carries model-wide sparse entries beside ",
+        update.snapshot() ? "a snapshot" : "per-tensor entries"));
+  }
+  std::vector<int64_t> offsets(spec.tensors_size() + 1, 0);
+  for (int t = 0; t < spec.tensors_size(); ++t) {
+    offsets[t + 1] = offsets[t] + TensorSize(spec.tensors(t));
+  }
+  const int64_t size = offsets.back();
+  if (sparse.count() > size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("update ", update.version(), " has ", sparse.count(),
+                     " entries, the model has only ", size));
+  }
+  const size_t value_bytes = static_cast<size_t>(ValueBytes(encoding));
+  if (sparse.values().size() != static_cast<size_t>(sparse.count()) * value_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update ", update.version(), " declares ", sparse.count(),
+        " entries but carries ", sparse.values().size(), " value bytes, expected ",
+        sparse.count() * value_bytes));
+  }
+  std::vector<uint32_t> flat;
+  const absl::Status indices =
+      DecodeIndices(sparse.indices(), sparse.rice_bits(), sparse.count(), size, &flat);
+  if (!indices.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("update ", update.version(), ": ", indices.message()));
+  }
+  out->clear();
+  int tensor = 0;
+  int scales = 0;
+  int scale_exponent = 0;  // of `tensor`
+  for (size_t i = 0; i < flat.size(); ++i) {
+    if (out->empty() || flat[i] >= offsets[tensor + 1]) {
+      // Positions increase, so each tensor's entries are contiguous.
+      while (flat[i] >= offsets[tensor + 1]) ++tensor;
+      const std::string& name = spec.tensors(tensor).name();
+      scale_exponent = 0;
+      if (encoding == FP16_DELTA) {
+        if (scales >= sparse.scale_exponents_size()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "update ", update.version(), " has entries in more tensors than its ",
+              sparse.scale_exponents_size(), " fp16 scale exponents"));
+        }
+        scale_exponent = sparse.scale_exponents(scales++);
+      }
+      const absl::Status scale = CheckScaleExponent(encoding, scale_exponent, name);
+      if (!scale.ok()) return scale;
+      DecodedTensor& t = out->emplace_back();
+      t.tensor = static_cast<uint32_t>(tensor);
+      t.add = IsDeltaEncoding(encoding);
+    }
+    DecodedTensor& t = out->back();
+    const float value = WireValue(sparse.values(), i, encoding, scale_exponent);
+    if (!std::isfinite(value)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update of ", spec.tensors(tensor).name(), ": value ", t.values.size(),
+          " is ", value, "; every value must be finite"));
+    }
+    t.indices.push_back(static_cast<uint32_t>(flat[i] - offsets[tensor]));
+    t.values.push_back(value);
+  }
+  if (scales != sparse.scale_exponents_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "update ", update.version(), " carries ", sparse.scale_exponents_size(),
+        " scale exponents for entries in ", scales, " tensors"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DecodeTensor(const TensorUpdate& t, ValueEncoding encoding,
                           const ModelSpec& spec, DecodedTensor* out) {
   if (t.tensor() >= static_cast<uint32_t>(spec.tensors_size())) {
@@ -85,17 +225,8 @@ absl::Status DecodeTensor(const TensorUpdate& t, ValueEncoding encoding,
                      " entries but carries ", t.values().size(),
                      " value bytes, expected ", t.count() * value_bytes));
   }
-  if (encoding == FP16_DELTA && (t.scale_exponent() < kMinFp16ScaleExponent ||
-                                 t.scale_exponent() > kMaxFp16ScaleExponent)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "update of ", ts.name(), " has fp16 scale exponent ", t.scale_exponent(),
-        ", outside [", kMinFp16ScaleExponent, ", ", kMaxFp16ScaleExponent, "]"));
-  }
-  if (encoding != FP16_DELTA && t.scale_exponent() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "update of ", ts.name(), " has scale exponent ", t.scale_exponent(),
-        " in encoding ", ValueEncodingName(encoding), "; only fp16 values are scaled"));
-  }
+  const absl::Status scale = CheckScaleExponent(encoding, t.scale_exponent(), ts.name());
+  if (!scale.ok()) return scale;
   out->values.resize(t.count());
   if (encoding == FP32_ASSIGN) {
     // memcpy from or to a null pointer is undefined even for 0 bytes, and
@@ -186,16 +317,8 @@ int64_t AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
   std::string bytes;
   kept.reserve(indices.size());
   bytes.reserve(indices.size() * 2);
-  for (size_t i = 0; i < indices.size(); ++i) {
-    if (!std::isfinite(values[i])) continue;
-    float decoded;
-    const uint16_t bits = Quantise(encoding, scale_exponent, values[i], &decoded);
-    // A difference near fp32's largest value can round up past it; no
-    // replica would apply an infinity.
-    if (decoded == 0 || !std::isfinite(decoded)) continue;
-    kept.push_back(indices[i]);
-    bytes.append(reinterpret_cast<const char*>(&bits), 2);
-  }
+  QuantiseEntries(encoding, scale_exponent, indices, values, /*offset=*/0, &kept,
+                  &bytes);
   if (kept.empty()) return 0;
   TensorUpdate* t = update->add_tensors();
   t->set_tensor(tensor);
@@ -205,6 +328,93 @@ int64_t AppendSparseTensor(uint32_t tensor, absl::Span<const uint32_t> indices,
   t->set_values(std::move(bytes));
   t->set_scale_exponent(scale_exponent);
   return static_cast<int64_t>(kept.size());
+}
+
+SparseUpdateWriter::SparseUpdateWriter(const ModelSpec& spec, Update* update)
+    : spec_(spec), update_(update), offsets_(spec.tensors_size() + 1, 0) {
+  for (int t = 0; t < spec.tensors_size(); ++t) {
+    offsets_[t + 1] = offsets_[t] + TensorSize(spec.tensors(t));
+  }
+  per_tensor_ = offsets_.back() > int64_t{UINT32_MAX};
+}
+
+int64_t SparseUpdateWriter::Append(uint32_t tensor,
+                                   absl::Span<const uint32_t> indices,
+                                   absl::Span<const float> values) {
+  if (per_tensor_) return AppendSparseTensor(tensor, indices, values, update_);
+  if (indices.empty()) return 0;
+  const ValueEncoding encoding = update_->encoding();
+  const int64_t offset = offsets_[tensor];
+  const size_t begin = flat_.size();
+  int scale_exponent = 0;
+  if (!IsDeltaEncoding(encoding)) {
+    for (uint32_t i : indices) flat_.push_back(static_cast<uint32_t>(offset + i));
+    values_.append(reinterpret_cast<const char*>(values.data()),
+                   values.size() * sizeof(float));
+  } else {
+    scale_exponent = encoding == FP16_DELTA ? Fp16ScaleExponent(values) : 0;
+    QuantiseEntries(encoding, scale_exponent, indices, values, offset, &flat_, &values_);
+  }
+  if (flat_.size() > begin) runs_.push_back({tensor, begin, scale_exponent});
+  return static_cast<int64_t>(flat_.size() - begin);
+}
+
+void SparseUpdateWriter::Finish() {
+  if (flat_.empty()) return;
+  const ValueEncoding encoding = update_->encoding();
+  const size_t value_bytes = static_cast<size_t>(ValueBytes(encoding));
+  SparseEntries sparse;
+  sparse.set_count(static_cast<uint32_t>(flat_.size()));
+  sparse.set_rice_bits(ChooseRiceBits(flat_));
+  EncodeIndices(flat_, sparse.rice_bits(), sparse.mutable_indices());
+  if (encoding == FP16_DELTA) {
+    for (const Run& run : runs_) sparse.add_scale_exponents(run.scale_exponent);
+  }
+  // The same entries per tensor, as AppendSparseTensor writes them.
+  std::vector<TensorUpdate> tensors(runs_.size());
+  std::vector<uint32_t> local;
+  size_t per_tensor_bytes = 0;
+  for (size_t r = 0; r < runs_.size(); ++r) {
+    const size_t begin = runs_[r].begin;
+    const size_t end = r + 1 < runs_.size() ? runs_[r + 1].begin : flat_.size();
+    const int64_t offset = offsets_[runs_[r].tensor];
+    local.clear();
+    for (size_t i = begin; i < end; ++i) {
+      local.push_back(static_cast<uint32_t>(flat_[i] - offset));
+    }
+    TensorUpdate& t = tensors[r];
+    t.set_tensor(runs_[r].tensor);
+    t.set_count(static_cast<uint32_t>(local.size()));
+    t.set_rice_bits(ChooseRiceBits(local));
+    EncodeIndices(local, t.rice_bits(), t.mutable_indices());
+    t.set_scale_exponent(runs_[r].scale_exponent);
+    // The values are set only on the form that is sent.
+    per_tensor_bytes += FieldBytes(t.ByteSizeLong() + FieldBytes((end - begin) * value_bytes));
+  }
+  // The smaller form goes out. Entries about as sparse in every tensor:
+  // the model-wide form saves the per-tensor framing. Whole tensors beside
+  // sparse ones (batch-norm statistics beside 0.1 % of the weights): one
+  // Rice parameter fits neither, and the per-tensor form usually wins.
+  if (FieldBytes(sparse.ByteSizeLong() + FieldBytes(values_.size())) <= per_tensor_bytes) {
+    sparse.set_values(std::move(values_));
+    *update_->mutable_sparse() = std::move(sparse);
+  } else {
+    for (size_t r = 0; r < runs_.size(); ++r) {
+      const size_t begin = runs_[r].begin;
+      const size_t end = r + 1 < runs_.size() ? runs_[r + 1].begin : flat_.size();
+      tensors[r].set_values(values_.substr(begin * value_bytes, (end - begin) * value_bytes));
+      *update_->add_tensors() = std::move(tensors[r]);
+    }
+  }
+  flat_.clear();
+  values_.clear();
+  runs_.clear();
+}
+
+int64_t UpdateEntries(const Update& update) {
+  int64_t entries = update.sparse().count();
+  for (const TensorUpdate& t : update.tensors()) entries += t.count();
+  return entries;
 }
 
 void AppendDenseTensor(uint32_t tensor, absl::Span<const float> values,
@@ -234,6 +444,20 @@ uint64_t PayloadChecksum(const Update& update) {
     HashU64(state, static_cast<uint64_t>(static_cast<int64_t>(t.scale_exponent())));
     HashBytes(state, t.indices());
     HashBytes(state, t.values());
+  }
+  // Absent in the updates written before the section existed, whose
+  // checksums must not change.
+  if (update.has_sparse()) {
+    const SparseEntries& sparse = update.sparse();
+    HashU64(state, 1);
+    HashU64(state, sparse.count());
+    HashU64(state, sparse.rice_bits());
+    HashBytes(state, sparse.indices());
+    HashBytes(state, sparse.values());
+    HashU64(state, sparse.scale_exponents_size());
+    for (int32_t e : sparse.scale_exponents()) {
+      HashU64(state, static_cast<uint64_t>(static_cast<int64_t>(e)));
+    }
   }
   const uint64_t hash = XXH64_digest(state);
   XXH64_freeState(state);
@@ -268,6 +492,12 @@ absl::StatusOr<std::vector<DecodedTensor>> DecodeUpdate(const Update& update,
         "snapshot ", update.version(), " carries ", update.tensors_size(),
         " tensors in encoding ", static_cast<int>(encoding), ", the model has ",
         spec.tensors_size(), " and snapshots are fp32"));
+  }
+  if (update.has_sparse()) {
+    std::vector<DecodedTensor> decoded;
+    const absl::Status status = DecodeSparseEntries(update, spec, &decoded);
+    if (!status.ok()) return status;
+    return decoded;
   }
   std::vector<DecodedTensor> decoded(update.tensors_size());
   for (int i = 0; i < update.tensors_size(); ++i) {

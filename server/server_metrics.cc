@@ -48,7 +48,8 @@ void ServerMetrics::Applied(const Update& update, uint64_t wire_bytes,
                             absl::Duration apply_time, absl::Time applied_at) {
   apply_seconds_.Observe(absl::ToDoubleSeconds(apply_time));
   update_bytes_.Observe(static_cast<double>(wire_bytes));
-  uint64_t entries = 0;
+  // Model-wide sparse entries, or per-tensor ones (common/update_codec.h).
+  uint64_t entries = update.sparse().count();
   for (const TensorUpdate& tensor : update.tensors()) entries += tensor.count();
   update_entries_.Observe(static_cast<double>(entries));
   if (update.snapshot()) snapshots_.Increment();

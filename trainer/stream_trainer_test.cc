@@ -203,11 +203,13 @@ TEST_F(StreamTrainerTest, RandomKRunKeepsMirrorEqualToTrainer) {
   const StreamTrainer::Stats stats = run->trainer->stats();
   EXPECT_EQ(stats.phase, DONE);
   EXPECT_EQ(run->publisher->mirror_checksum(), stats.trainer_checksum);
+  const ModelSpec& spec = run->publisher->spec();
   for (const std::shared_ptr<const Update>& update : UpdatesAfterVersion1(*run)) {
-    for (const TensorUpdate& tensor : update->tensors()) {
-      EXPECT_LE(static_cast<int64_t>(tensor.count()),
-                KeepCount(TensorSize(run->publisher->spec().tensors(tensor.tensor())),
-                          0.01));
+    absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(*update, spec);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    for (const DecodedTensor& tensor : *decoded) {
+      EXPECT_LE(static_cast<int64_t>(tensor.indices.size()),
+                KeepCount(TensorSize(spec.tensors(tensor.tensor)), 0.01));
     }
   }
 }

@@ -157,6 +157,7 @@ absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
   update->set_encoding(options_.encoding);
   const bool delta = IsDeltaEncoding(options_.encoding);
   PublishResult result;
+  SparseUpdateWriter writer(spec_, update.get());
   for (size_t t = 0; t < mirror_.size(); ++t) {
     const absl::Span<const float> now = trainer[t];
     const absl::Span<const float> held = mirror_[t];
@@ -196,12 +197,12 @@ absl::StatusOr<UpdatePublisher::PublishResult> UpdatePublisher::Publish(
       values_.resize(picked_.size());
       result.remaining_entries += static_cast<int64_t>(magnitudes_.size() - picked_.size());
     }
-    const int64_t sent =
-        AppendSparseTensor(static_cast<uint32_t>(t), changed_, values_, update.get());
+    const int64_t sent = writer.Append(static_cast<uint32_t>(t), changed_, values_);
     result.entries += sent;
     result.remaining_entries += static_cast<int64_t>(changed_.size()) - sent;
   }
   if (result.entries == 0) return result;
+  writer.Finish();
   update->set_publish_time_us(absl::ToUnixMicros(absl::Now()));
   SealUpdate(update.get());
   // The mirror takes the update through the decoder, as a server does.

@@ -1,6 +1,6 @@
 // Writes the seed corpus of the update decoder's fuzz target: valid updates
 // for the fuzz replica in every encoding (sparse fp32, fp16 and bf16
-// differences, dense fp32, a snapshot), each behind the InputFlags byte
+// differences per tensor and model-wide, dense fp32, a snapshot), each behind the InputFlags byte
 // that reseals it, so that mutations start from inputs that decode.
 //
 //   bazel run //tests/fuzz:make_seed_corpus -- $PWD/tests/fuzz/corpus
@@ -48,6 +48,15 @@ int Main(const std::string& dir) {
     AppendSparseTensor(2, far, far_values, &update);
     SealUpdate(&update);
     ok &= Write(dir, "sparse_" + ValueEncodingName(encoding), update);
+
+    // The same entries in the model-wide form the trainer publishes.
+    Update model_wide = NewUpdate(spec, encoding);
+    SparseUpdateWriter writer(spec, &model_wide);
+    writer.Append(0, indices, values);
+    writer.Append(2, far, far_values);
+    writer.Finish();
+    SealUpdate(&model_wide);
+    ok &= Write(dir, "model_wide_" + ValueEncodingName(encoding), model_wide);
   }
   Update dense = NewUpdate(spec, FP32_ASSIGN);
   AppendDenseTensor(1, std::vector<float>{1, 2, 3, 4, 5}, &dense);

@@ -9,7 +9,8 @@
 // what the sanitizers catch, the target aborts when the decoder breaks
 // its contract: an update it accepts must name existing tensors, carry
 // strictly increasing in-range indices, as many values as indices (every
-// entry of a dense tensor) and only finite values; one it refuses must say
+// entry of a dense tensor) and only finite values, in one form (per-tensor
+// or model-wide); one it refuses must say
 // INVALID_ARGUMENT, DATA_LOSS or FAILED_PRECONDITION and leave the replica
 // untouched.
 //
@@ -41,8 +42,21 @@ void Check(bool condition, const char* what) {
 
 void CheckDecoded(const contrail::Update& update, const contrail::ModelSpec& spec,
                   const std::vector<contrail::DecodedTensor>& decoded) {
-  Check(decoded.size() == static_cast<size_t>(update.tensors_size()),
-        "one decoded tensor per TensorUpdate");
+  if (update.has_sparse()) {
+    Check(update.tensors_size() == 0 && !update.snapshot(), "one form only");
+    uint64_t entries = 0;
+    for (size_t i = 0; i < decoded.size(); ++i) {
+      Check(!decoded[i].dense && !decoded[i].indices.empty(),
+            "model-wide entries decode to sparse, non-empty tensors");
+      Check(i == 0 || decoded[i].tensor > decoded[i - 1].tensor,
+            "model-wide tensors strictly increasing");
+      entries += decoded[i].indices.size();
+    }
+    Check(entries == update.sparse().count(), "as many entries as the section's count");
+  } else {
+    Check(decoded.size() == static_cast<size_t>(update.tensors_size()),
+          "one decoded tensor per TensorUpdate");
+  }
   for (const contrail::DecodedTensor& t : decoded) {
     Check(t.tensor < static_cast<uint32_t>(spec.tensors_size()), "tensor in range");
     const int64_t size = contrail::TensorSize(spec.tensors(static_cast<int>(t.tensor)));
