@@ -40,6 +40,7 @@
 #include "gtest/gtest.h"
 #include "proto/contrail.grpc.pb.h"
 #include "tests/test_util/child_process.h"
+#include "tests/test_util/daemon_cluster.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/nats_server.h"
 #include "tests/test_util/runfiles.h"
@@ -125,13 +126,8 @@ struct Client {
   std::unique_ptr<StatusService::Stub> stub;
 };
 
-using Flags = std::map<std::string, std::string>;
-
-struct Daemon {
-  ChildProcess* process = nullptr;
-  int port = 0;
-  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
-};
+using Flags = test::DaemonFlags;
+using Daemon = test::RunningDaemon;
 
 // The server's view of the trainer's durable consumer.
 struct ConsumerState {
@@ -178,16 +174,10 @@ class NatsIntegrationTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (const std::unique_ptr<ChildProcess>& child : children_) child->Stop(absl::Seconds(5));
+    cluster_.StopAll();
     if (HasFailure()) {
-      for (const std::unique_ptr<ChildProcess>& child : children_) {
-        std::fprintf(stderr, "---- %s stdout ----\n%s---- %s stderr ----\n%s",
-                     child->name().c_str(), child->Stdout().c_str(), child->name().c_str(),
-                     child->Stderr().c_str());
-      }
-      std::fprintf(stderr, "%s", nats_->Logs().c_str());
+      std::fprintf(stderr, "%s%s", cluster_.Logs().c_str(), nats_->Logs().c_str());
     }
-    children_.clear();
     publisher_.reset();
     inspector_.reset();
   }
@@ -304,42 +294,13 @@ class NatsIntegrationTest : public ::testing::Test {
   ChildProcess* StartProcess(const std::string& name, const std::string& binary,
                              const Flags& flags,
                              const std::vector<std::string>& positional = {}) {
-    ++started_;
-    std::vector<std::string> args = positional;
-    for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
-    std::unique_ptr<ChildProcess> child =
-        ChildProcess::Start(absl::StrCat(name, "-", started_), test::Runfile(binary), args,
-                            absl::StrCat(TestTmpDir(), "/", name, "-", started_));
-    if (child == nullptr) return nullptr;
-    children_.push_back(std::move(child));
-    return children_.back().get();
+    return cluster_.StartProcess(name, binary, flags, positional);
   }
 
   // Starts a daemon with --port_file and waits until it listens.
   absl::StatusOr<Daemon> StartDaemon(const std::string& name, const std::string& binary,
-                                     Flags flags) {
-    const std::string port_file = absl::StrCat(TestTmpDir(), "/", name, "-", started_ + 1, ".port");
-    std::remove(port_file.c_str());
-    flags["port_file"] = port_file;
-    Daemon daemon;
-    daemon.process = StartProcess(name, binary, flags);
-    if (daemon.process == nullptr) return absl::InternalError("fork failed");
-    const absl::Time deadline = absl::Now() + kStartDeadline;
-    while (true) {
-      if (absl::SimpleAtoi(absl::StripSuffix(ReadFileOrEmpty(port_file), "\n"), &daemon.port) &&
-          daemon.port > 0) {
-        return daemon;
-      }
-      if (std::optional<int> status = daemon.process->WaitForExit(absl::ZeroDuration())) {
-        return absl::InternalError(absl::StrCat(name, " exited with wait status ", *status,
-                                                " before listening: ",
-                                                daemon.process->Stderr()));
-      }
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(name, " wrote no port file"));
-      }
-      absl::SleepFor(kPollInterval);
-    }
+                                     const Flags& flags) {
+    return cluster_.Start(name, binary, flags, kStartDeadline);
   }
 
   // Polls `client` until `done` holds; the last status, or an error.
@@ -370,8 +331,7 @@ class NatsIntegrationTest : public ::testing::Test {
   std::string url_;
   std::unique_ptr<JetStreamPublisher> publisher_;
   std::unique_ptr<JetStreamConnection> inspector_;
-  std::vector<std::unique_ptr<ChildProcess>> children_;
-  int started_ = 0;
+  test::DaemonCluster cluster_{TestTmpDir()};
 
   std::vector<uint64_t> good_sequences_;
   std::vector<std::pair<uint64_t, std::string>> bad_sequences_;

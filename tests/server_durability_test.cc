@@ -37,6 +37,7 @@
 #include "gtest/gtest.h"
 #include "proto/contrail.grpc.pb.h"
 #include "tests/test_util/child_process.h"
+#include "tests/test_util/daemon_cluster.h"
 #include "tests/test_util/idx_writer.h"
 #include "tests/test_util/runfiles.h"
 
@@ -69,7 +70,7 @@ constexpr absl::Duration kDeadLinkBudget = absl::Seconds(8);
 // policy would send GOAWAY: an idle link must stay up through it.
 constexpr absl::Duration kIdleWindow = absl::Seconds(9);
 
-using Flags = std::map<std::string, std::string>;
+using Flags = test::DaemonFlags;
 
 struct Client {
   explicit Client(int port) {
@@ -107,11 +108,7 @@ struct Client {
   std::unique_ptr<PredictionService::Stub> prediction;
 };
 
-struct Daemon {
-  ChildProcess* process = nullptr;
-  int port = 0;
-  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
-};
+using Daemon = test::RunningDaemon;
 
 class ServerDurabilityTest : public ::testing::Test {
  protected:
@@ -129,18 +126,8 @@ class ServerDurabilityTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (const std::unique_ptr<ChildProcess>& child : children_) {
-      child->Signal(SIGCONT);
-      child->Stop(absl::Seconds(5));
-    }
-    if (HasFailure()) {
-      for (const std::unique_ptr<ChildProcess>& child : children_) {
-        std::fprintf(stderr, "---- %s stdout ----\n%s---- %s stderr ----\n%s",
-                     child->name().c_str(), child->Stdout().c_str(),
-                     child->name().c_str(), child->Stderr().c_str());
-      }
-    }
-    children_.clear();
+    cluster_.StopAll();
+    if (HasFailure()) std::fprintf(stderr, "%s", cluster_.Logs().c_str());
   }
 
   // 1000 examples of initial training, then 1500 streamed as fast as the
@@ -163,35 +150,8 @@ class ServerDurabilityTest : public ::testing::Test {
   // Starts `binary` (a runfile path) with `flags` and --port_file, and
   // waits until it listens.
   absl::StatusOr<Daemon> StartDaemon(const std::string& name, const std::string& binary,
-                                     Flags flags) {
-    const std::string label = absl::StrCat(name, "-", ++started_);
-    const std::string port_file = absl::StrCat(TestTmpDir(), "/", label, ".port");
-    std::remove(port_file.c_str());
-    flags["port_file"] = port_file;
-    std::vector<std::string> args;
-    for (const auto& [flag, value] : flags) args.push_back(absl::StrCat("--", flag, "=", value));
-    std::unique_ptr<ChildProcess> child = ChildProcess::Start(
-        label, test::Runfile(binary), args, absl::StrCat(TestTmpDir(), "/", label));
-    if (child == nullptr) return absl::InternalError("fork failed");
-    children_.push_back(std::move(child));
-    Daemon daemon;
-    daemon.process = children_.back().get();
-    const absl::Time deadline = absl::Now() + kStartDeadline;
-    while (true) {
-      const std::string contents = ReadFileOrEmpty(port_file);
-      if (absl::SimpleAtoi(absl::StripSuffix(contents, "\n"), &daemon.port) && daemon.port > 0) {
-        return daemon;
-      }
-      if (std::optional<int> status = daemon.process->WaitForExit(absl::ZeroDuration())) {
-        return absl::InternalError(absl::StrCat(name, " exited with wait status ", *status,
-                                                " before listening: ",
-                                                daemon.process->Stderr()));
-      }
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(name, " wrote no port file"));
-      }
-      absl::SleepFor(kPollInterval);
-    }
+                                     const Flags& flags) {
+    return cluster_.Start(name, binary, flags, kStartDeadline);
   }
 
   absl::StatusOr<Daemon> StartTrainer(const Flags& flags) {
@@ -238,8 +198,7 @@ class ServerDurabilityTest : public ::testing::Test {
   }
 
   static std::string* data_dir_;
-  std::vector<std::unique_ptr<ChildProcess>> children_;
-  int started_ = 0;
+  test::DaemonCluster cluster_{TestTmpDir()};
 };
 
 std::string* ServerDurabilityTest::data_dir_ = nullptr;

@@ -1,6 +1,7 @@
 #include "tests/test_util/daemon_cluster.h"
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -133,7 +134,10 @@ absl::StatusOr<RunningDaemon> DaemonCluster::Start(const std::string& name,
 
 void DaemonCluster::StopAll() {
   for (const std::unique_ptr<ChildProcess>& child : children_) {
-    if (child->Running()) child->Stop(absl::Seconds(5));
+    if (!child->Running()) continue;
+    // A test may have frozen it (SIGSTOP): it must run to exit cleanly.
+    child->Signal(SIGCONT);
+    child->Stop(absl::Seconds(5));
   }
 }
 

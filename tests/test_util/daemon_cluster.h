@@ -76,7 +76,8 @@ class DaemonCluster {
                              const DaemonFlags& flags,
                              const std::vector<std::string>& positional = {});
 
-  // SIGTERM (then SIGKILL after 5 s) to every daemon still running.
+  // SIGCONT (in case a test froze it), then SIGTERM (then SIGKILL after
+  // 5 s) to every daemon still running.
   void StopAll();
   // Every daemon's stdout and stderr, for a failed test's log.
   std::string Logs() const;
