@@ -1,9 +1,5 @@
 #include "common/access_policy.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/transport_security.h"
 
 namespace contrail {
 namespace {
@@ -19,17 +16,6 @@ namespace {
 constexpr size_t kMinTokenLength = 16;
 constexpr char kBearerPrefix[] = "Bearer ";
 constexpr Role kAllRoles[] = {Role::kSubscribe, Role::kIngest, Role::kPredict, Role::kStatus};
-
-absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, ": cannot read ", path, ": ", std::strerror(errno)));
-  }
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
 
 // Compares in time that depends on the lengths only, not on where the
 // first difference lies.
@@ -124,7 +110,7 @@ absl::StatusOr<std::unique_ptr<AccessPolicy>> AccessPolicy::Parse(const std::str
 }
 
 absl::StatusOr<std::unique_ptr<AccessPolicy>> AccessPolicy::FromFile(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile("tokens_file", path);
+  absl::StatusOr<std::string> text = ReadFlagFile("tokens_file", path);
   if (!text.ok()) return text.status();
   return Parse(*text, path);
 }
@@ -169,7 +155,7 @@ void AttachBearerToken(const std::string& token, grpc::ClientContext* context) {
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& flag, const std::string& path) {
   if (path.empty()) return std::string();
-  absl::StatusOr<std::string> text = ReadFile(flag, path);
+  absl::StatusOr<std::string> text = ReadFlagFile(flag, path);
   if (!text.ok()) return text.status();
   const std::string token(absl::StripAsciiWhitespace(*text));
   if (token.empty()) {

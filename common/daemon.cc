@@ -8,11 +8,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/transport_security.h"
 
 namespace contrail {
 namespace {
@@ -78,15 +80,34 @@ int WaitForTerminationSignal() {
   return signal;
 }
 
-absl::Status CheckListenAddress(const std::string& listen) {
+absl::Status CheckListenAddress(const std::string& listen, const std::string& field) {
   const size_t colon = listen.rfind(':');
   int port = -1;
   if (colon == std::string::npos ||
       !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "listen must be host:port with a port in [0, 65535], got \"", listen, "\""));
+        field, " must be host:port with a port in [0, 65535], got \"", listen, "\""));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckDaemonAddresses(const DaemonAddresses& addresses) {
+  if (absl::Status form = CheckListenAddress(addresses.listen); !form.ok()) return form;
+  // The other two are optional.
+  for (const auto& [field, listen] :
+       {std::pair<const char*, const std::string*>{"health_listen", &addresses.health_listen},
+        {"metrics_listen", &addresses.metrics_listen}}) {
+    if (listen->empty()) continue;
+    if (absl::Status form = CheckListenAddress(*listen, field); !form.ok()) return form;
+  }
+  if (absl::Status exposed =
+          CheckExposure("listen", addresses.listen, addresses.tls, addresses.insecure);
+      !exposed.ok()) {
+    return exposed;
+  }
+  if (addresses.metrics_listen.empty()) return absl::OkStatus();
+  return CheckExposure("metrics_listen", addresses.metrics_listen, addresses.metrics_tls,
+                       addresses.insecure);
 }
 
 absl::StatusOr<StartedServer> StartGrpcServer(

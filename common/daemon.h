@@ -31,9 +31,26 @@ struct StartedServer {
 };
 
 // OK when `listen` is "host:port" with a port in [0, 65535];
-// INVALID_ARGUMENT quoting it otherwise. For daemons' Create(), so that a
+// INVALID_ARGUMENT naming `field` and quoting it otherwise. For daemons' Create(), so that a
 // malformed --listen is refused before anything starts.
-absl::Status CheckListenAddress(const std::string& listen);
+absl::Status CheckListenAddress(const std::string& listen,
+                                const std::string& field = "listen");
+
+// The addresses a daemon listens on, as its options give them.
+struct DaemonAddresses {
+  std::string listen;  // the gRPC port
+  bool tls = false;  // it serves TLS
+  std::string health_listen;  // plaintext health checks; empty: none
+  std::string metrics_listen;  // metrics and the status page; empty: none
+  bool metrics_tls = false;  // they are served over HTTPS
+  bool insecure = false;  // plaintext beyond loopback is allowed
+};
+
+// What both daemons' Create() check of their addresses: INVALID_ARGUMENT
+// naming the field (listen, health_listen, metrics_listen) for one that is
+// not host:port, then CheckExposure() (common/transport_security.h) for the
+// gRPC and metrics ports.
+absl::Status CheckDaemonAddresses(const DaemonAddresses& addresses);
 
 struct GrpcServerOptions {
   // The largest request message; gRPC answers a larger one with

@@ -42,10 +42,7 @@ std::pair<std::string, int> SplitListen(const std::string& listen) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const Options& options) {
-  if (absl::Status listen = CheckListenAddress(options.listen); !listen.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listen must be host:port with a port in [0, 65535], got \"", options.listen, "\""));
-  }
+  if (absl::Status listen = CheckListenAddress(options.listen); !listen.ok()) return listen;
   if (options.threads < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("threads must be >= 1, got ", options.threads));

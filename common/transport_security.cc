@@ -26,7 +26,7 @@ std::string HostOf(const std::string& listen) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadPemFile(const std::string& flag, const std::string& path) {
+absl::StatusOr<std::string> ReadFlagFile(const std::string& flag, const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     return absl::InvalidArgumentError(
@@ -34,11 +34,16 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& flag, const std::stri
   }
   std::ostringstream contents;
   contents << file.rdbuf();
-  if (!absl::StrContains(contents.str(), "-----BEGIN ")) {
+  return contents.str();
+}
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& flag, const std::string& path) {
+  absl::StatusOr<std::string> contents = ReadFlagFile(flag, path);
+  if (contents.ok() && !absl::StrContains(*contents, "-----BEGIN ")) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, ": ", path, " holds no PEM block (-----BEGIN ...)"));
   }
-  return contents.str();
+  return contents;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(

@@ -73,8 +73,13 @@ bool IsLoopbackListen(const std::string& listen);
 absl::Status CheckExposure(const std::string& flag, const std::string& listen, bool tls,
                            bool insecure);
 
-// The contents of a PEM file, or INVALID_ARGUMENT naming `flag` when it
-// cannot be read or holds no PEM block.
+// The contents of the file at `path`, which `flag` named; INVALID_ARGUMENT
+// naming `flag` when it cannot be read. For the secrets of the security
+// flags: certificates, keys, tokens.
+absl::StatusOr<std::string> ReadFlagFile(const std::string& flag, const std::string& path);
+
+// ReadFlagFile() of a PEM file; INVALID_ARGUMENT naming `flag` also when
+// it holds no PEM block.
 absl::StatusOr<std::string> ReadPemFile(const std::string& flag, const std::string& path);
 
 }  // namespace contrail

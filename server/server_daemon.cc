@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,10 +29,31 @@ InferenceServiceImpl::Options InferenceOptions(const ServerDaemon::Options& opti
   return inference_options;
 }
 
+// What the health services answer: SERVING once `live` holds a model.
+std::function<bool()> HoldsModel(const LiveModel* live) {
+  return [live] { return live->Current() != nullptr; };
+}
+
+// The services a health check may name.
+std::vector<std::string> HealthServices() {
+  return {PredictionService::service_full_name(), StatusService::service_full_name(),
+          inference::GRPCInferenceService::service_full_name()};
+}
+
+DaemonAddresses Addresses(const ServerDaemon::Options& options) {
+  DaemonAddresses addresses;
+  addresses.listen = options.listen;
+  addresses.tls = options.tls.enabled();
+  addresses.health_listen = options.health_listen;
+  addresses.metrics_listen = options.metrics_listen;
+  addresses.metrics_tls = !options.metrics_tls_cert_file.empty();
+  addresses.insecure = options.insecure;
+  return addresses;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options& options) {
-  CONTRAIL_RETURN_IF_ERROR(CheckListenAddress(options.listen));
   if (options.trainer.empty()) return absl::InvalidArgumentError("trainer must not be empty");
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -47,22 +70,8 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
         options.max_example_floats, ") floats make Predict requests larger than gRPC's "
         "limit of ", kMaxMessageBytes, " bytes"));
   }
-  if (!options.metrics_listen.empty() && !CheckListenAddress(options.metrics_listen).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics_listen must be host:port with a port in [0, 65535], got \"",
-        options.metrics_listen, "\""));
-  }
   CONTRAIL_RETURN_IF_ERROR(UpdateSubscriber::CheckKeepalive(options.keepalive));
-  CONTRAIL_RETURN_IF_ERROR(
-      CheckExposure("listen", options.listen, options.tls.enabled(), options.insecure));
-  if (!options.health_listen.empty()) {
-    CONTRAIL_RETURN_IF_ERROR(CheckListenAddress(options.health_listen));
-  }
-  if (!options.metrics_listen.empty()) {
-    CONTRAIL_RETURN_IF_ERROR(CheckExposure("metrics_listen", options.metrics_listen,
-                                           !options.metrics_tls_cert_file.empty(),
-                                           options.insecure));
-  }
+  CONTRAIL_RETURN_IF_ERROR(CheckDaemonAddresses(Addresses(options)));
   CONTRAIL_ASSIGN_OR_RETURN(
       std::shared_ptr<grpc::ServerCredentials> credentials,
       MakeServerCredentials(options.tls, options.tls.ca_file.empty()
@@ -196,14 +205,8 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
                                 "--relay_max_subscribers", access())),
       status_service_(live_.get(), subscriber_.get(), &prediction_service_, saver_.get(),
                       update_service_.get(), access()),
-      health_service_([live = live_.get()] { return live->Current() != nullptr; },
-                      {PredictionService::service_full_name(),
-                       StatusService::service_full_name(),
-                       inference::GRPCInferenceService::service_full_name()}),
-      health_probe_service_([live = live_.get()] { return live->Current() != nullptr; },
-                            {PredictionService::service_full_name(),
-                             StatusService::service_full_name(),
-                             inference::GRPCInferenceService::service_full_name()}),
+      health_service_(HoldsModel(live_.get()), HealthServices()),
+      health_probe_service_(HoldsModel(live_.get()), HealthServices()),
       inference_service_(InferenceOptions(options), live_.get(), access()),
       registry_(std::move(registry)),
       metrics_(std::move(metrics)) {}

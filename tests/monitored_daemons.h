@@ -101,41 +101,6 @@ class MonitoredDaemonsTest : public ::testing::Test {
     return cluster_.StartProcess(name, binary, {}, positional);
   }
 
-  static std::unique_ptr<StatusService::Stub> StatusStub(const MonitoredDaemon& daemon) {
-    return StatusService::NewStub(
-        grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
-  }
-
-  static absl::StatusOr<StatusResponse> GetStatus(StatusService::Stub& stub) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcDeadline));
-    StatusResponse response;
-    const grpc::Status rpc = stub.GetStatus(&context, StatusRequest(), &response);
-    if (!rpc.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(rpc.error_code()), rpc.error_message());
-    }
-    return response;
-  }
-
-  // Polls until `done` holds for the daemon's status; the last status.
-  template <typename Predicate>
-  static absl::StatusOr<StatusResponse> WaitForStatus(StatusService::Stub& stub,
-                                                      const std::string& what,
-                                                      Predicate done) {
-    const absl::Time deadline = absl::Now() + kRunDeadline;
-    while (true) {
-      absl::StatusOr<StatusResponse> status = GetStatus(stub);
-      if (!status.ok()) return status.status();
-      if (done(*status)) return status;
-      if (status->phase() == FAILED) return absl::InternalError("failed: " + what);
-      if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("no ", what, "; last status: ", status->ShortDebugString()));
-      }
-      absl::SleepFor(kPollInterval);
-    }
-  }
-
   // Starts a trainer and a server following it, and waits until the
   // stream ended and the server holds the trainer's model.
   void StartAndFinishStream(MonitoredDaemon* trainer, MonitoredDaemon* server,
@@ -148,18 +113,17 @@ class MonitoredDaemonsTest : public ::testing::Test {
         StartDaemon("server", "server/server", ServerFlags(trainer->address()));
     ASSERT_TRUE(started_server.ok()) << started_server.status();
     *server = *started_server;
-    auto trainer_stub = StatusStub(*trainer);
-    auto server_stub = StatusStub(*server);
-    absl::StatusOr<StatusResponse> done = WaitForStatus(
-        *trainer_stub, "end of the stream", [](const StatusResponse& s) {
-          return s.phase() == DONE;
-        });
+    absl::StatusOr<StatusResponse> done = WaitForDaemonStatus(
+        trainer->port, "end of the stream",
+        [](const StatusResponse& s) { return s.phase() == DONE; }, kRunDeadline);
     ASSERT_TRUE(done.ok()) << done.status();
     *trainer_status = *done;
-    absl::StatusOr<StatusResponse> holds = WaitForStatus(
-        *server_stub, "server holding the trainer's model", [&done](const StatusResponse& s) {
+    absl::StatusOr<StatusResponse> holds = WaitForDaemonStatus(
+        server->port, "server holding the trainer's model",
+        [&done](const StatusResponse& s) {
           return s.version() == done->version() && s.checksum() == done->checksum();
-        });
+        },
+        kRunDeadline);
     ASSERT_TRUE(holds.ok()) << holds.status();
     *server_status = *holds;
   }

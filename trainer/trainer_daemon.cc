@@ -50,25 +50,18 @@ absl::StatusOr<std::unique_ptr<TrainerDaemon>> TrainerDaemon::Create(
         "--source must be replay, ingest or nats://HOST:PORT/STREAM/SUBJECT, got \"",
         options.source, "\""));
   }
-  if (!options.metrics_listen.empty() && !CheckListenAddress(options.metrics_listen).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--metrics_listen must be host:port with a port in [0, 65535], got \"",
-        options.metrics_listen, "\""));
-  }
   if (options.ingest_queue < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--ingest_queue must be >= 1, got ", options.ingest_queue));
   }
-  CONTRAIL_RETURN_IF_ERROR(
-      CheckExposure("listen", options.listen, options.tls.enabled(), options.insecure));
-  if (!options.health_listen.empty()) {
-    CONTRAIL_RETURN_IF_ERROR(CheckListenAddress(options.health_listen));
-  }
-  if (!options.metrics_listen.empty()) {
-    CONTRAIL_RETURN_IF_ERROR(CheckExposure("metrics_listen", options.metrics_listen,
-                                           !options.metrics_tls_cert_file.empty(),
-                                           options.insecure));
-  }
+  DaemonAddresses addresses;
+  addresses.listen = options.listen;
+  addresses.tls = options.tls.enabled();
+  addresses.health_listen = options.health_listen;
+  addresses.metrics_listen = options.metrics_listen;
+  addresses.metrics_tls = !options.metrics_tls_cert_file.empty();
+  addresses.insecure = options.insecure;
+  CONTRAIL_RETURN_IF_ERROR(CheckDaemonAddresses(addresses));
   CONTRAIL_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                             MakeServerCredentials(options.tls, ClientCertificates::kRequired));
   std::unique_ptr<AccessPolicy> tokens;
