@@ -29,6 +29,10 @@ absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Create(const Options& opti
         absl::StrCat("max_batch must be >= 1, got ", options.max_batch));
   }
   if (options.clock == nullptr) return absl::InvalidArgumentError("clock must not be null");
+  if (options.max_spare_versions < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_spare_versions must be >= 1, got ", options.max_spare_versions));
+  }
   return std::unique_ptr<LiveModel>(new LiveModel(options));
 }
 
@@ -60,11 +64,23 @@ void LiveModel::Publish(std::shared_ptr<Version> next) {
     previous = std::move(current_);
     current_ = std::move(next);
   }
-  spare_ = std::move(previous);
+  // Dropped here, outside the lock: the last reference to a version from
+  // an older run frees a whole model.
 }
 
 absl::Status LiveModel::Apply(const Update& update) {
-  return ApplyAt(update, options_.clock->Now());
+  return ApplyAt(absl::MakeConstSpan(&update, 1), options_.clock->Now());
+}
+
+absl::Status LiveModel::ApplyBatch(absl::Span<const Update> updates) {
+  if (updates.empty()) return absl::InvalidArgumentError("an empty batch of updates");
+  for (const Update& update : updates) {
+    if (update.snapshot()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "snapshot ", update.version(), " in a batch of updates: apply it alone"));
+    }
+  }
+  return ApplyAt(updates, options_.clock->Now());
 }
 
 absl::Status LiveModel::Restore(const Update& snapshot, absl::Time applied_at) {
@@ -72,23 +88,47 @@ absl::Status LiveModel::Restore(const Update& snapshot, absl::Time applied_at) {
     return absl::InvalidArgumentError(absl::StrCat(
         "only a snapshot can be restored; version ", snapshot.version(), " is an update"));
   }
-  return ApplyAt(snapshot, applied_at);
+  return ApplyAt(absl::MakeConstSpan(&snapshot, 1), applied_at);
 }
 
-absl::Status LiveModel::ApplyAt(const Update& update, absl::Time applied_at) {
+absl::Status LiveModel::ApplyAt(absl::Span<const Update> updates, absl::Time applied_at) {
   std::shared_ptr<Version> current;
   {
     absl::MutexLock lock(&mu_);
     current = current_;
   }
-  absl::StatusOr<std::shared_ptr<Version>> next =
-      update.snapshot() ? ApplySnapshot(update) : ApplyDelta(current, update);
+  if (updates.size() == 1 && updates[0].snapshot()) {
+    absl::StatusOr<std::shared_ptr<Version>> next = ApplySnapshot(updates[0]);
+    if (!next.ok()) return next.status();
+    (*next)->applied_at = applied_at;
+    // What was held belongs to another state of the model: neither the
+    // spares nor the deltas lead to the snapshot.
+    spares_.clear();
+    history_.clear();
+    history_values_ = 0;
+    model_values_ = 0;
+    for (const absl::Span<float>& view : (*next)->model->Views()) {
+      model_values_ += static_cast<int64_t>(view.size());
+    }
+    current.reset();
+    Publish(*std::move(next));
+    return absl::OkStatus();
+  }
+
+  std::vector<Delta> deltas;
+  if (absl::Status chained = DecodeChain(current.get(), updates, &deltas); !chained.ok()) {
+    return chained;
+  }
+  absl::StatusOr<std::shared_ptr<Version>> next = Writable(*current);
   if (!next.ok()) return next.status();
-  (*next)->applied_at = applied_at;
-  current.reset();
-  Publish(*std::move(next));
-  spare_missed_ = update.snapshot() ? nullptr : std::make_shared<Update>(update);
-  if (update.snapshot()) spare_.reset();
+  const TensorViews views = (*next)->model->Views();
+  for (const Delta& delta : deltas) ApplyDecoded(delta.decoded, views);
+  // A copy that fails its checksum holds no known version: it is dropped.
+  absl::StatusOr<std::shared_ptr<Version>> stamped = Stamp(*std::move(next), updates.back());
+  if (!stamped.ok()) return stamped.status();
+  (*stamped)->applied_at = applied_at;
+  Publish(*stamped);
+  Retire(std::move(current), std::move(deltas));
   return absl::OkStatus();
 }
 
@@ -118,53 +158,111 @@ absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplySnapshot(
   return Stamp(std::move(next), update);
 }
 
-absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::ApplyDelta(
-    const std::shared_ptr<Version>& current, const Update& update) {
+absl::Status LiveModel::DecodeChain(const Version* current,
+                                    absl::Span<const Update> updates,
+                                    std::vector<Delta>* deltas) {
   if (current == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "update ", update.version(), " arrived before any snapshot"));
+        "update ", updates[0].version(), " arrived before any snapshot"));
   }
-  if (update.run() != current->run || update.base_version() != current->version) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "update ", update.version(), " applies on top of version ",
-        update.base_version(), ", this server holds version ", current->version,
-        update.run() != current->run ? " of another trainer run" : ""));
+  uint64_t held = current->version;
+  for (const Update& update : updates) {
+    if (update.run() != current->run || update.base_version() != held) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "update ", update.version(), " applies on top of version ",
+          update.base_version(), ", this server holds version ", held,
+          update.run() != current->run ? " of another trainer run" : ""));
+    }
+    if (update.version() != update.base_version() + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update ", update.version(), " claims base version ", update.base_version(),
+          "; an update moves one version forward"));
+    }
+    // Decode (and so validate) before touching any model.
+    absl::StatusOr<std::vector<DecodedTensor>> decoded =
+        DecodeUpdate(update, current->model->spec());
+    if (!decoded.ok()) return decoded.status();
+    Delta delta;
+    delta.version = update.version();
+    delta.decoded = *std::move(decoded);
+    for (const DecodedTensor& tensor : delta.decoded) {
+      delta.values += static_cast<int64_t>(tensor.values.size());
+    }
+    deltas->push_back(std::move(delta));
+    held = update.version();
   }
-  if (update.version() != update.base_version() + 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "update ", update.version(), " claims base version ", update.base_version(),
-        "; an update moves one version forward"));
-  }
-  const ModelSpec& spec = current->model->spec();
-  // Decode (and so validate) before touching any model.
-  absl::StatusOr<std::vector<DecodedTensor>> decoded = DecodeUpdate(update, spec);
-  if (!decoded.ok()) return decoded.status();
+  return absl::OkStatus();
+}
 
-  std::shared_ptr<Version> next;
-  if (spare_ != nullptr && spare_.use_count() == 1 && spare_missed_ != nullptr &&
-      spare_missed_->version() == current->version) {
-    // No prediction holds the previous version any more: bring it up to
-    // the current version, then apply the new update on top.
-    // use_count() is a relaxed load: this fence orders the last reader's
-    // reads of the model (released when it dropped its reference) before
-    // the writes below.
-    std::atomic_thread_fence(std::memory_order_acquire);
-    next = std::move(spare_);
-    const absl::Status caught_up = ApplyUpdate(*spare_missed_, spec, next->model->Views());
-    if (!caught_up.ok()) return caught_up;
-  } else {
-    absl::StatusOr<std::unique_ptr<Model>> model =
-        Model::CreateLike(*current->model, /*seed=*/0);
-    if (!model.ok()) return model.status();
-    next = std::make_shared<Version>();
-    next->model = *std::move(model);
-    next->model->SetTraining(false);
-    const absl::Status copied = next->model->CopyFrom(*current->model);
-    if (!copied.ok()) return copied;
+absl::StatusOr<std::shared_ptr<LiveModel::Version>> LiveModel::Writable(
+    const Version& current) {
+  // The first version history_ can bring up to current.
+  const uint64_t oldest_reachable =
+      history_.empty() ? current.version : history_.front().version - 1;
+  auto free = [](const std::shared_ptr<Version>& spare) {
+    // use_count() is a relaxed load: the acquire fence after a spare is
+    // chosen orders the last reader's reads of its model (released when
+    // it dropped its reference) before the writes that follow.
+    return spare.use_count() == 1;
+  };
+  int chosen = -1;
+  bool reachable = false;
+  for (int i = static_cast<int>(spares_.size()) - 1; i >= 0; --i) {
+    const Version& spare = *spares_[i];
+    if (!free(spares_[i])) continue;
+    const bool replayable = spare.run == current.run && spare.version <= current.version &&
+                            spare.version >= oldest_reachable;
+    if (chosen < 0 || (replayable && !reachable)) {
+      chosen = i;
+      reachable = replayable;
+    }
+    if (reachable) break;
   }
-  spare_.reset();
-  ApplyDecoded(*decoded, next->model->Views());
-  return Stamp(std::move(next), update);
+  if (chosen >= 0) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    std::shared_ptr<Version> next = std::move(spares_[chosen]);
+    spares_.erase(spares_.begin() + chosen);
+    if (reachable) {
+      const TensorViews views = next->model->Views();
+      for (const Delta& delta : history_) {
+        if (delta.version > next->version) ApplyDecoded(delta.decoded, views);
+      }
+    } else {
+      const absl::Status copied = next->model->CopyFrom(*current.model);
+      if (!copied.ok()) return copied;
+    }
+    return next;
+  }
+  // Every retired version is still read: build another copy (the pool
+  // keeps it afterwards, up to max_spare_versions).
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::CreateLike(*current.model, /*seed=*/0);
+  if (!model.ok()) return model.status();
+  auto next = std::make_shared<Version>();
+  next->model = *std::move(model);
+  next->model->SetTraining(false);
+  const absl::Status copied = next->model->CopyFrom(*current.model);
+  if (!copied.ok()) return copied;
+  ++copies_built_;
+  return next;
+}
+
+void LiveModel::Retire(std::shared_ptr<Version> previous, std::vector<Delta> deltas) {
+  for (Delta& delta : deltas) {
+    history_values_ += delta.values;
+    history_.push_back(std::move(delta));
+  }
+  // Replaying more entries than the model holds costs more than copying
+  // it; and no spare lags further than the pool is deep.
+  const size_t max_deltas = 4 * static_cast<size_t>(options_.max_spare_versions) + 4;
+  while (!history_.empty() &&
+         (history_values_ > model_values_ || history_.size() > max_deltas)) {
+    history_values_ -= history_.front().values;
+    history_.pop_front();
+  }
+  if (previous != nullptr) spares_.push_back(std::move(previous));
+  while (static_cast<int>(spares_.size()) > options_.max_spare_versions) {
+    spares_.erase(spares_.begin());
+  }
 }
 
 absl::StatusOr<LiveModel::Predictions> LiveModel::Predict(

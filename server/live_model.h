@@ -2,12 +2,18 @@
 //
 // Readers take a reference-counted pointer to the current version and run
 // inference without holding any lock, so a prediction never sees a torn
-// update and never delays one. The apply path writes into a second copy:
-// the previous version, recycled once no prediction still uses it (it is
-// first brought up to date with the update it missed), or else a fresh
-// clone; then it swaps the pointer. Every update is verified (base version,
-// fingerprint, payload checksum, and the model checksum after applying)
-// before it becomes visible.
+// update and never delays one. The apply path writes into another copy and
+// then swaps the pointer. That copy comes from a small pool of retired
+// versions: one that no prediction still uses is brought up to date by
+// replaying the decoded updates it missed (kept for the last few
+// versions), or, when it lags further, by copying the current tensors; only
+// while every retired version is still read is a new copy built. Every
+// update is verified (base version, fingerprint, payload checksum, and the
+// model checksum after applying) before it becomes visible.
+//
+// ApplyBatch() applies several consecutive updates as one swap: the
+// updates a subscriber found queued cost one copy, one model checksum and
+// one swap, and the versions between are never served.
 //
 // Lifecycle: Create(), then Apply() a snapshot and the updates after it; a
 // restarted server first Restore()s the snapshot it saved.
@@ -17,7 +23,9 @@
 #ifndef CONTRAIL_SERVER_LIVE_MODEL_H_
 #define CONTRAIL_SERVER_LIVE_MODEL_H_
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -28,6 +36,7 @@
 #include "absl/types/span.h"
 #include "common/clock.h"
 #include "common/model.h"
+#include "common/update_codec.h"
 #include "proto/contrail.pb.h"
 
 namespace contrail {
@@ -37,6 +46,10 @@ class LiveModel {
   struct Options {
     // Largest batch one Predict may carry.
     int64_t max_batch = 1024;
+    // Retired versions kept for reuse by later updates, each a copy of the
+    // model in memory. More lets updates recycle a version while
+    // predictions still read the ones before it.
+    int max_spare_versions = 3;
     // Stamps each version with the time it was applied; must outlive the
     // live model.
     Clock* clock = Clock::Real();
@@ -73,6 +86,14 @@ class LiveModel {
   // is malformed or its checksums fail. On error nothing visible changes.
   absl::Status Apply(const Update& update) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Applies `updates`, consecutive updates (no snapshot) of which the
+  // first follows the current version, as one swap to the last one's
+  // version. The model checksum is verified once, against the last
+  // update's; the versions between are never visible. All or nothing: on
+  // any error (as Apply's, naming the update) nothing visible changes.
+  // INVALID_ARGUMENT for an empty batch or one holding a snapshot.
+  absl::Status ApplyBatch(absl::Span<const Update> updates) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Applies `snapshot`, a snapshot this server saved earlier, as Apply()
   // does, stamping it as applied at `applied_at` rather than now.
   // INVALID_ARGUMENT when it is not a snapshot.
@@ -94,14 +115,34 @@ class LiveModel {
   // Options::clock): the age of the model served. Zero while none is held.
   absl::Duration SinceLastUpdate() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Copies of the model built for updates because no retired version was
+  // free (snapshots not counted). Thread-safe.
+  uint64_t copies_built() const { return copies_built_.load(); }
+
  private:
+  // One applied update, decoded, kept to bring lagging spares up to date.
+  struct Delta {
+    uint64_t version = 0;  // the version it produced
+    std::vector<DecodedTensor> decoded;
+    int64_t values = 0;  // entries in decoded
+  };
+
   explicit LiveModel(const Options& options) : options_(options) {}
 
-  absl::Status ApplyAt(const Update& update, absl::Time applied_at)
+  absl::Status ApplyAt(absl::Span<const Update> updates, absl::Time applied_at)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<Version>> ApplySnapshot(const Update& update);
-  absl::StatusOr<std::shared_ptr<Version>> ApplyDelta(
-      const std::shared_ptr<Version>& current, const Update& update);
+  // Checks that `updates` follow `current` one version at a time and
+  // decodes them into `deltas`.
+  static absl::Status DecodeChain(const Version* current,
+                                  absl::Span<const Update> updates,
+                                  std::vector<Delta>* deltas);
+  // A version no prediction reads, holding the tensors of `current`: a
+  // spare brought up to date, or a new copy.
+  absl::StatusOr<std::shared_ptr<Version>> Writable(const Version& current);
+  // Retires `previous` into the spares and remembers `deltas`, which
+  // produced the current version.
+  void Retire(std::shared_ptr<Version> previous, std::vector<Delta> deltas);
   // Labels `next`, which now holds what `update` describes, with its
   // version, run and checksum; DATA_LOSS unless the checksum is the
   // trainer's (an update always carries it: 0 is a checksum like any other).
@@ -117,10 +158,16 @@ class LiveModel {
   mutable absl::Mutex mu_;
   std::shared_ptr<Version> current_ ABSL_GUARDED_BY(mu_);
 
-  // Apply thread only: the version before current_, and the update that
-  // turns it into current_, for recycling.
-  std::shared_ptr<Version> spare_;
-  std::shared_ptr<const Update> spare_missed_;
+  // Apply thread only: retired versions, oldest first (some may still be
+  // read by predictions), and the decoded updates that produced the last
+  // versions of the current run, in order, the last one current_'s; with
+  // their entry count and the model's, which bounds it.
+  std::vector<std::shared_ptr<Version>> spares_;
+  std::deque<Delta> history_;
+  int64_t history_values_ = 0;
+  int64_t model_values_ = 0;
+
+  std::atomic<uint64_t> copies_built_{0};
 };
 
 }  // namespace contrail

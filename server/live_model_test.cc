@@ -273,6 +273,72 @@ TEST_F(LiveModelTest, HeldVersionIsNeverMutatedByLaterUpdates) {
   }
 }
 
+TEST_F(LiveModelTest, HoldingVersionsBuildsCopiesOnlyUntilThePoolCoversThem) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  for (int i = 0; i < 3; ++i) ApplyAndExpectTrainerModel(trainer_.Step());
+  // Two versions held for good, as by two long predictions: the pool
+  // (three spares by default) still has one free to recycle.
+  const std::shared_ptr<const LiveModel::Version> first = live_->Current();
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  const std::shared_ptr<const LiveModel::Version> second = live_->Current();
+  // The pool grows to hold them (the held two, the one served, one to
+  // write), then stops growing.
+  for (int i = 0; i < 4; ++i) ApplyAndExpectTrainerModel(trainer_.Step());
+  const uint64_t built = live_->copies_built();
+  for (int i = 0; i < 12; ++i) {
+    ApplyAndExpectTrainerModel(trainer_.Step());
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_EQ(live_->copies_built(), built);
+  ExpectPredictions(trainer_.version(), Softmax(trainer_.model(), inputs_, kBatch));
+  EXPECT_EQ(first->model->Checksum(), first->checksum);
+  EXPECT_EQ(second->model->Checksum(), second->checksum);
+}
+
+TEST_F(LiveModelTest, BatchOfUpdatesSwapsOnceToTheLastVersion) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  std::vector<Update> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(trainer_.Step());
+  ASSERT_OK(live_->ApplyBatch(batch));
+  const std::shared_ptr<const LiveModel::Version> current = live_->Current();
+  ASSERT_NE(current, nullptr);
+  EXPECT_EQ(current->version, 7u);
+  EXPECT_EQ(current->checksum, trainer_.model().Checksum());
+  EXPECT_EQ(current->model->Checksum(), current->checksum);
+  ExpectPredictions(7, Softmax(trainer_.model(), inputs_, kBatch));
+  // Single updates continue the chain from the batch's spares.
+  for (int i = 0; i < 3; ++i) ApplyAndExpectTrainerModel(trainer_.Step());
+}
+
+TEST_F(LiveModelTest, BatchThatDoesNotApplyChangesNothing) {
+  ApplyAndExpectTrainerModel(trainer_.Snapshot());
+  ApplyAndExpectTrainerModel(trainer_.Step());
+  const std::vector<float> before = Softmax(trainer_.model(), inputs_, kBatch);
+  std::vector<Update> batch;
+  for (int i = 0; i < 3; ++i) batch.push_back(trainer_.Step());
+
+  std::vector<Update> gap = {batch[0], batch[2]};
+  ExpectStatus(live_->ApplyBatch(gap), absl::StatusCode::kFailedPrecondition,
+               "update 5 applies on top of version 4, this server holds version 3");
+  std::vector<Update> wrong_checksum = batch;
+  wrong_checksum.back().set_model_checksum(wrong_checksum.back().model_checksum() ^ 1);
+  SealUpdate(&wrong_checksum.back());
+  ExpectStatus(live_->ApplyBatch(wrong_checksum), absl::StatusCode::kDataLoss,
+               "after applying version 5");
+  ExpectStatus(live_->ApplyBatch({}), absl::StatusCode::kInvalidArgument, "empty");
+  std::vector<Update> with_snapshot = {batch[0], trainer_.Snapshot()};
+  ExpectStatus(live_->ApplyBatch(with_snapshot), absl::StatusCode::kInvalidArgument,
+               "apply it alone");
+  EXPECT_EQ(live_->Current()->version, 2u);
+  ExpectPredictions(2, before);
+
+  // The failed attempts left nothing behind: the batch applies exactly.
+  ASSERT_OK(live_->ApplyBatch(batch));
+  EXPECT_EQ(live_->Current()->version, 5u);
+  EXPECT_EQ(live_->Current()->model->Checksum(), trainer_.model().Checksum());
+}
+
 // The trainer fits its model's input normalisation before deploying it: a
 // server built from the snapshot answers raw inputs exactly as the trainer
 // does, and keeps doing so as updates arrive.
