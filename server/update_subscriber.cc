@@ -1,6 +1,7 @@
 #include "server/update_subscriber.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/access_policy.h"
@@ -59,6 +60,10 @@ absl::StatusOr<std::unique_ptr<UpdateSubscriber>> UpdateSubscriber::Create(
   if (options.clock == nullptr) return absl::InvalidArgumentError("clock must not be null");
   if (channel == nullptr) return absl::InvalidArgumentError("channel must not be null");
   if (live == nullptr) return absl::InvalidArgumentError("live model must not be null");
+  if (options.max_queued < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queued must be >= 1, got ", options.max_queued));
+  }
   CONTRAIL_ASSIGN_OR_RETURN(Backoff backoff, Backoff::Create(options.backoff));
   return std::unique_ptr<UpdateSubscriber>(
       new UpdateSubscriber(options, std::move(backoff), std::move(channel), live));
@@ -111,6 +116,160 @@ void UpdateSubscriber::Run() {
   }
 }
 
+// One SubscribeUpdates call read with the callback API. gRPC's threads run
+// OnReadDone() and OnDone(); the apply thread Take()s what arrived. A hold
+// keeps the call from finishing (OnDone) until the apply thread releases it
+// with Finish(), so that it never reads a destroyed queue. Thread-safe.
+class UpdateSubscriber::Stream final : public grpc::ClientReadReactor<Update> {
+ public:
+  explicit Stream(size_t max_queued) : max_queued_(max_queued) {}
+
+  // Starts the call on `stub` (`context` and `request` must outlive it).
+  void Start(UpdateService::Stub* stub, grpc::ClientContext* context,
+             const SubscribeRequest& request) {
+    stub->async()->SubscribeUpdates(context, &request, this);
+    AddHold();
+    StartRead(&incoming_);
+    StartCall();
+  }
+
+  // Waits for updates, moves every queued one into `out` (emptied first)
+  // and resumes reading if it had paused. False once the stream has ended
+  // and nothing is left.
+  bool Take(std::vector<Update>* out) ABSL_LOCKS_EXCLUDED(mu_) {
+    out->clear();
+    bool resume = false;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+            return !s->queue_.empty() || s->ended_;
+          },
+          this));
+      if (queue_.empty()) return false;
+      out->swap(queue_);
+      resume = paused_ && !ended_;
+      paused_ = false;
+    }
+    // Outside the lock: gRPC may run OnReadDone() before StartRead returns.
+    if (resume) StartRead(&incoming_);
+    return true;
+  }
+
+  // Releases the call (after a TryCancel(), or once Take() said it ended)
+  // and waits for its status.
+  grpc::Status Finish() ABSL_LOCKS_EXCLUDED(mu_) {
+    RemoveHold();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+    return status_;
+  }
+
+  void OnReadDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
+    bool read_on = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ok) {
+        ended_ = true;
+        return;
+      }
+      queue_.push_back(std::move(incoming_));
+      incoming_.Clear();
+      read_on = queue_.size() < max_queued_;
+      paused_ = !read_on;
+    }
+    if (read_on) StartRead(&incoming_);
+  }
+
+  void OnDone(const grpc::Status& status) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    ended_ = true;
+    done_ = true;
+  }
+
+ private:
+  const size_t max_queued_;
+  // Written by gRPC while a read is outstanding; read in OnReadDone().
+  Update incoming_;
+
+  // Protects what the two sides share.
+  absl::Mutex mu_;
+  std::vector<Update> queue_ ABSL_GUARDED_BY(mu_);
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // no read outstanding: queue full
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;   // no more updates will come
+  bool done_ ABSL_GUARDED_BY(mu_) = false;    // OnDone ran
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+void UpdateSubscriber::Applied(absl::Span<const Update> updates, absl::Duration apply_time,
+                               absl::Time applied_at) {
+  updates_applied_ += updates.size();
+  for (const Update& update : updates) {
+    if (options_.observer != nullptr) {
+      options_.observer->Applied(update, update.ByteSizeLong(),
+                                 apply_time / static_cast<double>(updates.size()),
+                                 applied_at);
+    }
+    if (update.snapshot()) {
+      spdlog::info("loaded snapshot of version {} ({}, checksum {:016x})", update.version(),
+                   update.spec().architecture(), update.model_checksum());
+    }
+  }
+}
+
+absl::Status UpdateSubscriber::ApplyTaken(std::vector<Update>& updates, bool* applied_any) {
+  const absl::Span<const Update> all(updates);
+  size_t next = 0;
+  while (next < all.size()) {
+    // A snapshot alone; else the run of updates up to the next snapshot,
+    // or one update when an applier takes them.
+    size_t end = next + 1;
+    if (!all[next].snapshot() && options_.applier == nullptr) {
+      while (end < all.size() && !all[end].snapshot()) ++end;
+    }
+    const absl::Span<const Update> batch = all.subspan(next, end - next);
+    const absl::Time started = absl::Now();
+    absl::Status status;
+    if (options_.applier != nullptr) {
+      status = options_.applier->Apply(batch[0]);
+    } else if (batch[0].snapshot()) {
+      status = live_->Apply(batch[0]);
+    } else {
+      status = live_->ApplyBatch(batch);
+    }
+    const absl::Time applied_at = absl::Now();
+    if (status.ok()) {
+      *applied_any = true;
+      Applied(batch, applied_at - started, applied_at);
+      next = end;
+      continue;
+    }
+    if (batch.size() == 1) {
+      return absl::Status(status.code(),
+                          absl::StrCat(batch[0].snapshot() ? "snapshot " : "update ",
+                                       batch[0].version(), ": ", status.ToString()));
+    }
+    // Nothing of the batch applied: apply its updates one at a time, so
+    // that those before the one at fault are kept.
+    for (const Update& update : batch) {
+      const absl::Time one_started = absl::Now();
+      const absl::Status one = live_->Apply(update);
+      if (!one.ok()) {
+        return absl::Status(one.code(), absl::StrCat("update ", update.version(), ": ",
+                                                     one.ToString()));
+      }
+      *applied_any = true;
+      const absl::Time one_applied_at = absl::Now();
+      Applied(absl::MakeConstSpan(&update, 1), one_applied_at - one_started, one_applied_at);
+    }
+    return absl::InternalError(absl::StrCat(
+        "updates ", batch.front().version(), "-", batch.back().version(),
+        " did not apply as one batch (", status.ToString(), ") but applied one at a time"));
+  }
+  return absl::OkStatus();
+}
+
 UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
   grpc::ClientContext context;
   {
@@ -128,43 +287,27 @@ UpdateSubscriber::Ended UpdateSubscriber::SubscribeOnce() {
     request.set_have_fingerprint(held->model->spec().fingerprint());
   }
   subscribed_ = true;
-  std::unique_ptr<grpc::ClientReader<Update>> reader =
-      stub_->SubscribeUpdates(&context, request);
+  Stream stream(static_cast<size_t>(options_.max_queued));
+  stream.Start(stub_.get(), &context, request);
   Ended ended;
   bool received_any = false;
-  Update update;
-  while (reader->Read(&update)) {
+  std::vector<Update> taken;
+  while (stream.Take(&taken)) {
     if (!received_any) {
       spdlog::info("subscribed to the trainer at {} holding version {}",
                    options_.trainer, request.have_version());
     }
     received_any = true;
-    const uint64_t wire_bytes = update.ByteSizeLong();
-    bytes_received_ += wire_bytes;
-    const absl::Time apply_started = absl::Now();
-    const absl::Status applied = options_.applier != nullptr
-                                     ? options_.applier->Apply(update)
-                                     : live_->Apply(update);
-    const absl::Time applied_at = absl::Now();
+    for (const Update& update : taken) bytes_received_ += update.ByteSizeLong();
+    const absl::Status applied = ApplyTaken(taken, &ended.applied);
     if (!applied.ok()) {
       ended.rejected = true;
-      ended.reason = absl::StrCat("rejected ", update.snapshot() ? "snapshot " : "update ",
-                                  update.version(), ": ", applied.ToString());
+      ended.reason = absl::StrCat("rejected ", applied.message());
       context.TryCancel();
       break;
     }
-    ended.applied = true;
-    ++updates_applied_;
-    if (options_.observer != nullptr) {
-      options_.observer->Applied(update, wire_bytes, applied_at - apply_started, applied_at);
-    }
-    if (update.snapshot()) {
-      spdlog::info("loaded snapshot of version {} ({}, checksum {:016x})",
-                   update.version(), update.spec().architecture(),
-                   update.model_checksum());
-    }
   }
-  const grpc::Status status = reader->Finish();
+  const grpc::Status status = stream.Finish();
   subscribed_ = false;
   ended.lasted = options_.clock->Now() - started;
   {

@@ -28,6 +28,14 @@
 // production, a channel to an in-process server in tests. Waits run on the
 // Clock of the options.
 //
+// The stream is read with gRPC's callback API: gRPC's threads queue each
+// update as it arrives, and the apply thread takes all that are queued at
+// once and applies the consecutive updates among them as one swap
+// (LiveModel::ApplyBatch; one at a time through an UpdateApplier), so that
+// a burst costs one wake-up, one copy and one model checksum. At most
+// Options::max_queued updates wait; beyond that the subscriber stops reading
+// and HTTP/2 flow control holds the trainer back.
+//
 // Lifecycle: Create(), then Start() launches the apply thread, which owns
 // the stream and the backoff and is the only writer of the LiveModel; Stop()
 // (or the destructor) cancels the stream, interrupts a wait and joins.
@@ -75,8 +83,8 @@ class UpdateSubscriber {
    public:
     virtual ~Observer() = default;
     // `update` arrived as `wire_bytes` bytes, took `apply_time` to apply
-    // and was served from `applied_at` (wall time, comparable with
-    // Update.publish_time_us).
+    // (its share of the batch it was applied in) and was served from
+    // `applied_at` (wall time, comparable with Update.publish_time_us).
     virtual void Applied(const Update& update, uint64_t wire_bytes,
                          absl::Duration apply_time, absl::Time applied_at) = 0;
   };
@@ -97,6 +105,8 @@ class UpdateSubscriber {
     // Told of each update applied; null: nobody. Must outlive the
     // subscriber.
     Observer* observer = nullptr;
+    // Updates received and not yet applied, at most; then reading pauses.
+    int max_queued = 256;
     // What each received update is applied to, if not straight to the
     // LiveModel given to Create() (which it must then write); null: the
     // LiveModel. Must outlive the subscriber.
@@ -165,10 +175,20 @@ class UpdateSubscriber {
   UpdateSubscriber(const Options& options, Backoff backoff,
                    std::shared_ptr<grpc::Channel> channel, LiveModel* live);
 
+  // One subscription's call: what gRPC's threads read, queued for the
+  // apply thread (defined in the .cc).
+  class Stream;
+
   void Run();
   // One subscription, until the stream ends, an update is rejected or
   // Stop() cancels it.
   Ended SubscribeOnce() ABSL_LOCKS_EXCLUDED(mu_);
+  // Applies `updates` (taken from the queue in arrival order) and counts
+  // them; the first error, naming the update, ends the subscription.
+  absl::Status ApplyTaken(std::vector<Update>& updates, bool* applied_any);
+  // Counts and reports `updates` as applied in `apply_time` at `applied_at`.
+  void Applied(absl::Span<const Update> updates, absl::Duration apply_time,
+               absl::Time applied_at);
   // The version held, 0 when none.
   uint64_t HeldVersion() const;
 
