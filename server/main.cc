@@ -19,6 +19,14 @@ ABSL_FLAG(std::string, trainer, "127.0.0.1:50051",
 ABSL_FLAG(std::string, name, "",
           "name of this server in the trainer's logs (default: server@<listen>)");
 ABSL_FLAG(int64_t, max_batch, 1024, "largest batch one Predict may carry");
+ABSL_FLAG(int32_t, predict_threads, 0,
+          "threads running Predict's forward passes; 0: one per core");
+ABSL_FLAG(bool, dynamic_batching, false,
+          "merge the Predict requests that wait into one forward pass of at most "
+          "--max_batch examples, as Triton's dynamic batcher does");
+ABSL_FLAG(int64_t, batch_timeout_us, 500,
+          "with --dynamic_batching, how long the oldest waiting request waits for more "
+          "to join its batch, in microseconds; 0 merges only what is already queued");
 ABSL_FLAG(std::string, model_name, "contrail",
           "name of the model in the Open Inference Protocol (KServe v2) API");
 ABSL_FLAG(int64_t, max_example_floats, 28 * 28,
@@ -72,6 +80,9 @@ int main(int argc, char** argv) {
   options.name = absl::GetFlag(FLAGS_name);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.max_example_floats = absl::GetFlag(FLAGS_max_example_floats);
+  options.predict_threads = absl::GetFlag(FLAGS_predict_threads);
+  options.dynamic_batching = absl::GetFlag(FLAGS_dynamic_batching);
+  options.batch_timeout = absl::Microseconds(absl::GetFlag(FLAGS_batch_timeout_us));
   options.model_name = absl::GetFlag(FLAGS_model_name);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.save_every = absl::Seconds(absl::GetFlag(FLAGS_save_every_s));

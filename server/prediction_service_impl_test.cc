@@ -1,5 +1,7 @@
 #include "server/prediction_service_impl.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -8,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/contrail.grpc.pb.h"
 #include "proto/contrail.pb.h"
 #include "server/live_model.h"
 #include "tests/test_util/fake_trainer.h"
@@ -31,43 +34,76 @@ PredictRequest Request(const std::vector<int64_t>& shape, int64_t count) {
   return request;
 }
 
-class PredictionServiceImplTest : public ::testing::Test {
+// The service behind an in-process gRPC server, called through a stub.
+class ServedPredictions {
+ public:
+  ServedPredictions(LiveModel* live, const PredictBatcher::Options& batching = {})
+      : service_(live, &AccessPolicy::Open(), batching) {
+    grpc::ServerBuilder builder;
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    stub_ = PredictionService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+  }
+  ~ServedPredictions() { server_->Shutdown(); }
+
+  grpc::Status Predict(const PredictRequest& request, PredictResponse* response) {
+    grpc::ClientContext context;
+    return stub_->Predict(&context, request, response);
+  }
+  const PredictionServiceImpl& service() const { return service_; }
+
+ private:
+  PredictionServiceImpl service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<PredictionService::Stub> stub_;
+};
+
+// Each test runs without and with dynamic batching.
+class PredictionServiceImplTest : public ::testing::TestWithParam<bool> {
  protected:
   PredictionServiceImplTest()
-      : trainer_(/*seed=*/7),
-        live_(LiveModel::Create(LiveModel::Options()).value()),
-        service_(live_.get()) {}
+      : trainer_(/*seed=*/7), live_(LiveModel::Create(LiveModel::Options()).value()) {
+    PredictBatcher::Options batching;
+    batching.dynamic_batching = GetParam();
+    served_ = std::make_unique<ServedPredictions>(live_.get(), batching);
+  }
 
   void SetUp() override { ASSERT_TRUE(live_->Apply(trainer_.Snapshot()).ok()); }
 
   grpc::Status Predict(const PredictRequest& request, PredictResponse* response) {
-    return service_.Predict(/*context=*/nullptr, &request, response);
+    return served_->Predict(request, response);
   }
+  const PredictionServiceImpl& service() const { return served_->service(); }
 
   test::FakeTrainer trainer_;
   std::unique_ptr<LiveModel> live_;
-  PredictionServiceImpl service_;
+  std::unique_ptr<ServedPredictions> served_;
 };
 
-TEST_F(PredictionServiceImplTest, MissingInputsAreAnInvalidArgument) {
+INSTANTIATE_TEST_SUITE_P(Batching, PredictionServiceImplTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Dynamic" : "None";
+                         });
+
+TEST_P(PredictionServiceImplTest, MissingInputsAreAnInvalidArgument) {
   PredictResponse response;
   const grpc::Status status = Predict(PredictRequest(), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("inputs is missing"));
-  EXPECT_EQ(service_.predictions(), 0u);
+  EXPECT_EQ(service().predictions(), 0u);
 }
 
-TEST_F(PredictionServiceImplTest, AWrongShapeIsAnInvalidArgumentNamingTheExpectedShape) {
+TEST_P(PredictionServiceImplTest, AWrongShapeIsAnInvalidArgumentNamingTheExpectedShape) {
   PredictResponse response;
   const grpc::Status status = Predict(Request({2, kPixels}, 2 * kPixels), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("[N, 1, 28, 28]"));
   EXPECT_THAT(status.error_message(), HasSubstr("got [2, 784]"));
   EXPECT_EQ(response.predictions_size(), 0);
-  EXPECT_EQ(service_.predictions(), 0u);
+  EXPECT_EQ(service().predictions(), 0u);
 }
 
-TEST_F(PredictionServiceImplTest, AnswersEachExampleWithTheVersionThatPredictedIt) {
+TEST_P(PredictionServiceImplTest, AnswersEachExampleWithTheVersionThatPredictedIt) {
   PredictResponse response;
   const grpc::Status status = Predict(Request({3, 1, 28, 28}, 3 * kPixels), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -81,21 +117,20 @@ TEST_F(PredictionServiceImplTest, AnswersEachExampleWithTheVersionThatPredictedI
     const auto best = std::max_element(prediction.scores().begin(), prediction.scores().end());
     EXPECT_EQ(prediction.label(), best - prediction.scores().begin());
   }
-  EXPECT_EQ(service_.predictions(), 3u);
+  EXPECT_EQ(service().predictions(), 3u);
 
   ASSERT_TRUE(live_->Apply(trainer_.Step()).ok());
   PredictResponse after;
   ASSERT_TRUE(Predict(Request({1, 1, 28, 28}, kPixels), &after).ok());
   EXPECT_EQ(after.version(), 2u);
-  EXPECT_EQ(service_.predictions(), 4u);
+  EXPECT_EQ(service().predictions(), 4u);
 }
 
 TEST(PredictionServiceImplBeforeAModelTest, IsUnavailable) {
   std::unique_ptr<LiveModel> live = LiveModel::Create(LiveModel::Options()).value();
-  PredictionServiceImpl service(live.get());
-  const PredictRequest request = Request({1, 1, 28, 28}, kPixels);
+  ServedPredictions served(live.get());
   PredictResponse response;
-  const grpc::Status status = service.Predict(nullptr, &request, &response);
+  const grpc::Status status = served.Predict(Request({1, 1, 28, 28}, kPixels), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(status.error_message(), HasSubstr("snapshot"));
 }

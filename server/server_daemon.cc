@@ -29,6 +29,15 @@ InferenceServiceImpl::Options InferenceOptions(const ServerDaemon::Options& opti
   return inference_options;
 }
 
+PredictBatcher::Options BatcherOptions(const ServerDaemon::Options& options) {
+  PredictBatcher::Options batching;
+  batching.threads = options.predict_threads;
+  batching.dynamic_batching = options.dynamic_batching;
+  batching.batch_timeout = options.batch_timeout;
+  batching.max_batch = options.max_batch;
+  return batching;
+}
+
 // What the health services answer: SERVING once `live` holds a model.
 std::function<bool()> HoldsModel(const LiveModel* live) {
   return [live] { return live->Current() != nullptr; };
@@ -86,6 +95,7 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
   CONTRAIL_ASSIGN_OR_RETURN(const std::string trainer_token,
                             ReadTokenFile("trainer_token_file", options.trainer_token_file));
   CONTRAIL_RETURN_IF_ERROR(InferenceServiceImpl::CheckOptions(InferenceOptions(options)));
+  CONTRAIL_RETURN_IF_ERROR(PredictBatcher::CheckOptions(BatcherOptions(options)));
   LiveModel::Options live_options;
   live_options.max_batch = options.max_batch;
   live_options.clock = options.clock;
@@ -197,7 +207,7 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
       saver_(std::move(saver)),
       tokens_(std::move(tokens)),
       credentials_(std::move(credentials)),
-      prediction_service_(live_.get(), access()),
+      prediction_service_(live_.get(), access(), BatcherOptions(options)),
       update_service_(relay_ == nullptr
                           ? nullptr
                           : std::make_unique<UpdateServiceImpl>(

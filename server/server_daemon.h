@@ -65,8 +65,16 @@ class ServerDaemon {
     // How this server names itself in the trainer's logs; empty gives
     // "server@<listen>".
     std::string name;
-    // Largest batch one Predict (or ModelInfer) may carry.
+    // Largest batch one Predict (or ModelInfer) may carry, and the largest
+    // batch dynamic batching forms.
     int64_t max_batch = 1024;
+    // Threads running Predict's forward passes; 0: one per core.
+    int predict_threads = 0;
+    // Merge the Predict requests that wait into one forward pass
+    // (server/predict_batcher.h), waiting up to batch_timeout after the
+    // oldest for more to join.
+    bool dynamic_batching = false;
+    absl::Duration batch_timeout = absl::Microseconds(500);
     // The name Open Inference Protocol clients address the model by.
     std::string model_name = "contrail";
     // Floats per example of the largest input a Predict may carry (784 for
