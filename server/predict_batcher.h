@@ -80,6 +80,8 @@ class PredictBatcher {
   // sizes a benchmark reports).
   uint64_t batches_run() const { return batches_run_.load(); }
   uint64_t requests_run() const { return requests_run_.load(); }
+  // Worker threads.
+  int threads() const { return static_cast<int>(workers_.size()); }
 
  private:
   struct Request {

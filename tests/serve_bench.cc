@@ -68,6 +68,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/access_policy.h"
 #include "common/daemon.h"
 #include "common/model.h"
 #include "common/model_spec.h"
@@ -77,6 +78,7 @@
 #include "proto/contrail.grpc.pb.h"
 #include "proto/contrail.pb.h"
 #include "server/live_model.h"
+#include "server/predict_batcher.h"
 #include "server/prediction_service_impl.h"
 #include "server/update_subscriber.h"
 #include "trainer/update_publisher.h"
@@ -123,6 +125,14 @@ ABSL_FLAG(double, max_record_s, 15,
 ABSL_FLAG(int32_t, threads, 0,
           "LibTorch intra-op threads, as the server's --threads; 0 keeps "
           "LibTorch's default");
+ABSL_FLAG(std::vector<std::string>, batching_concurrency,
+          std::vector<std::string>({"8", "64"}),
+          "concurrency levels of the dynamic batching comparison (batch-1 calls)");
+ABSL_FLAG(int64_t, batch_timeout_us, 500,
+          "the batching server's --batch_timeout_us");
+ABSL_FLAG(int64_t, max_batch, 64, "the batching server's largest merged batch");
+ABSL_FLAG(int32_t, batching_threads, 0,
+          "the batching server's --predict_threads (0: one per core)");
 ABSL_FLAG(bool, quick, false,
           "smoke run: LeNet-5 only, 1 s cells, concurrency 1 and 8, batch 1 "
           "and 8, 2,000 fast updates, one round");
@@ -307,11 +317,11 @@ class FreshnessLog {
     max_sent_ = std::max(max_sent_, version);
   }
 
-  void Visible(uint64_t version, absl::Time at, absl::Time apply_start)
+  void Visible(uint64_t version, absl::Time at, absl::Duration apply)
       ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     visible_[version] = at;
-    apply_start_[version] = apply_start;
+    apply_[version] = apply;
   }
 
   // Waits up to `timeout` for a version newer than `seen` to be sent; the
@@ -327,7 +337,7 @@ class FreshnessLog {
 
   struct Stats {
     std::vector<double> visible_ms;      // sent -> visible, per version
-    std::vector<double> apply_start_ms;  // sent -> apply started
+    std::vector<double> apply_ms;  // the update's share of its apply
     int64_t sent = 0;
     int64_t visible = 0;
     absl::Time first_sent = absl::InfiniteFuture();
@@ -348,8 +358,7 @@ class FreshnessLog {
       ++stats.visible;
       stats.last_visible = std::max(stats.last_visible, visible->second);
       stats.visible_ms.push_back(absl::ToDoubleMilliseconds(visible->second - sent->second));
-      stats.apply_start_ms.push_back(
-          absl::ToDoubleMilliseconds(apply_start_.at(v) - sent->second));
+      stats.apply_ms.push_back(absl::ToDoubleMilliseconds(apply_.at(v)));
     }
     return stats;
   }
@@ -359,49 +368,34 @@ class FreshnessLog {
   mutable absl::Mutex mu_;
   std::unordered_map<uint64_t, absl::Time> sent_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<uint64_t, absl::Time> visible_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<uint64_t, absl::Time> apply_start_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, absl::Duration> apply_ ABSL_GUARDED_BY(mu_);
   uint64_t max_sent_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// The watcher thread: owns nothing but its loop; stamps each version the
-// LiveModel serves with the time it became visible. Polls only while an
-// update is in flight. Stop() (or the destructor) joins it.
-class VersionWatcher {
+// Told by the subscriber of every update the server applied, with the
+// time it became visible to Predict (the swap) and its share of the apply;
+// records them in the log. Counts swaps (updates applied as one batch share
+// their visible time). Runs on the apply thread; this class is thread-safe.
+class FreshnessObserver final : public UpdateSubscriber::Observer {
  public:
-  VersionWatcher(const LiveModel* live, FreshnessLog* log)
-      : live_(live), log_(log), thread_([this] { Run(); }) {}
-  ~VersionWatcher() { Stop(); }
+  explicit FreshnessObserver(FreshnessLog* log) : log_(log) {}
 
-  void Stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
+  void Applied(const Update& update, uint64_t /*wire_bytes*/, absl::Duration apply_time,
+               absl::Time applied_at) override {
+    log_->Visible(update.version(), applied_at, apply_time);
+    if (applied_at != last_applied_at_) ++swaps_;
+    last_applied_at_ = applied_at;
+    ++updates_;
   }
+
+  uint64_t swaps() const { return swaps_.load(); }
+  uint64_t updates() const { return updates_.load(); }
 
  private:
-  void Run() {
-    uint64_t seen = 0;
-    while (!stop_.load()) {
-      const std::shared_ptr<const LiveModel::Version> current = live_->Current();
-      const uint64_t version = current == nullptr ? 0 : current->version;
-      if (version != seen) {
-        // Versions skipped between two polls were visible no earlier than
-        // the one that replaced them: stamp them alike.
-        const absl::Time now = absl::Now();
-        for (uint64_t v = version > seen ? seen + 1 : version; v <= version; ++v) {
-          log_->Visible(v, now, current->applied_at);
-        }
-        seen = version;
-      }
-      if (log_->AwaitSentAfter(seen, absl::Milliseconds(2)) > seen) {
-        absl::SleepFor(kWatchInterval);
-      }
-    }
-  }
-
-  const LiveModel* const live_;
   FreshnessLog* const log_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  absl::Time last_applied_at_;  // apply thread only
+  std::atomic<uint64_t> swaps_{0};
+  std::atomic<uint64_t> updates_{0};
 };
 
 // ------------------------------------------------- replaying publisher ----
@@ -722,7 +716,8 @@ PredictRequest MakeRequest(const ModelSpec& spec, int batch) {
 // goes.
 class BenchServer {
  public:
-  explicit BenchServer(Recording* recording) : publisher_(recording, &log_) {
+  BenchServer(Recording* recording, const PredictBatcher::Options& batching)
+      : publisher_(recording, &log_), observer_(&log_) {
     GrpcServerOptions trainer_options;
     trainer_options.reflection = false;
     StartedServer trainer =
@@ -735,11 +730,13 @@ class BenchServer {
     UpdateSubscriber::Options subscriber_options;
     subscriber_options.trainer = trainer_address;
     subscriber_options.name = "serve_bench";
+    subscriber_options.observer = &observer_;
     subscriber_ = ValueOrDie(
         UpdateSubscriber::Create(subscriber_options,
                                  UpdateSubscriber::MakeChannel(trainer_address), live_.get()),
         "creating the subscriber");
-    prediction_service_ = std::make_unique<PredictionServiceImpl>(live_.get());
+    prediction_service_ =
+        std::make_unique<PredictionServiceImpl>(live_.get(), &AccessPolicy::Open(), batching);
     GrpcServerOptions server_options;
     server_options.reflection = false;
     server_options.max_receive_message_bytes = 1 << 30;
@@ -748,7 +745,6 @@ class BenchServer {
         "starting the server");
     server_ = std::move(server.server);
     port_ = server.port;
-    watcher_ = std::make_unique<VersionWatcher>(live_.get(), &log_);
     subscriber_->Start();
     const absl::Time deadline = absl::Now() + absl::Seconds(120);
     while (live_->Current() == nullptr) {
@@ -760,7 +756,6 @@ class BenchServer {
   ~BenchServer() {
     subscriber_->Stop();
     publisher_.Close();
-    watcher_->Stop();
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     trainer_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   }
@@ -770,6 +765,8 @@ class BenchServer {
   const FreshnessLog& log() const { return log_; }
   const LiveModel& live() const { return *live_; }
   uint64_t resyncs() const { return subscriber_->resyncs(); }
+  const FreshnessObserver& observer() const { return observer_; }
+  const PredictBatcher& batcher() const { return prediction_service_->batcher(); }
 
   // Waits until `version` is visible; false after `timeout`.
   bool AwaitVersion(uint64_t version, absl::Duration timeout) const {
@@ -785,12 +782,12 @@ class BenchServer {
  private:
   FreshnessLog log_;
   ReplayingPublisher publisher_;
+  FreshnessObserver observer_;
   std::unique_ptr<grpc::Server> trainer_server_;
   std::unique_ptr<LiveModel> live_;
   std::unique_ptr<UpdateSubscriber> subscriber_;
   std::unique_ptr<PredictionServiceImpl> prediction_service_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<VersionWatcher> watcher_;
   int port_ = 0;
 };
 
@@ -809,8 +806,9 @@ void RunApplyBreakdown(const char* label, const Recording& recording) {
     std::unique_ptr<LiveModel> live =
         ValueOrDie(LiveModel::Create(LiveModel::Options()), "creating a live model");
     if (!live->Apply(recording.first_snapshot).ok()) Die("the first snapshot does not apply");
-    // Holding the previous version, as a Predict still running on it
-    // does, keeps it from being recycled: the apply then clones.
+    // Holding the two previous versions, as Predicts still running on
+    // them do, keeps them from being recycled: the apply takes another
+    // version from the pool.
     std::deque<std::shared_ptr<const LiveModel::Version>> readers;
     Row row{path, {}};
     for (int64_t i = 0; i < count; ++i) {
@@ -828,8 +826,25 @@ void RunApplyBreakdown(const char* label, const Recording& recording) {
   };
   std::unique_ptr<LiveModel> live =
       applies("LiveModel::Apply, delta, previous version recycled", n, false);
-  applies("LiveModel::Apply, delta, previous version still read (clone)",
-          std::min<int64_t>(n, 50), true);
+  applies("LiveModel::Apply, delta, the two previous versions still read (pool)", n, true);
+  {
+    // Updates that queued while one applied: one ApplyBatch each 8.
+    std::unique_ptr<LiveModel> batched =
+        ValueOrDie(LiveModel::Create(LiveModel::Options()), "creating a live model");
+    if (!batched->Apply(recording.first_snapshot).ok()) Die("the first snapshot does not apply");
+    constexpr int64_t kQueued = 8;
+    Row row{absl::StrCat("LiveModel::ApplyBatch of ", kQueued, " queued deltas, per delta"),
+            {}};
+    for (int64_t i = 0; i + kQueued <= n; i += kQueued) {
+      const SteadyClock::time_point start = SteadyClock::now();
+      const absl::Status applied = batched->ApplyBatch(
+          absl::MakeConstSpan(recording.updates).subspan(i, kQueued));
+      const double us = MsSince(start) * 1000 / kQueued;
+      if (!applied.ok()) Die(absl::StrCat("apply batch: ", applied.ToString()));
+      for (int64_t k = 0; k < kQueued; ++k) row.us.push_back(us);
+    }
+    rows.push_back(std::move(row));
+  }
 
   const std::shared_ptr<const LiveModel::Version> current = live->Current();
   const ModelSpec& spec = current->model->spec();
@@ -892,6 +907,10 @@ struct Config {
   double max_record_s = 0;
   int rounds = 1;
   absl::Duration catch_up;
+  std::vector<int> batching_concurrency;
+  absl::Duration batch_timeout;
+  int64_t max_batch = 64;
+  int batching_threads = 0;
 };
 
 const char* Label(const std::string& architecture) {
@@ -907,6 +926,7 @@ struct ModelFigures {
   double p99_none = NAN, p99_500 = NAN;
   double fresh_p99_500 = NAN;
   double sustained = NAN;
+  double batching_gain_c64 = NAN;
 };
 
 // One row of the updates table: the rounds of one kind and rate, pooled.
@@ -914,7 +934,8 @@ struct UpdatePhase {
   int rounds = 0;
   std::vector<double> latency_ms;      // Predict
   std::vector<double> fresh_ms;        // publish -> visible
-  std::vector<double> apply_start_ms;  // publish -> apply started
+  std::vector<double> apply_ms;        // the update's share of its apply
+  uint64_t updates = 0, swaps = 0;     // applied, and the swaps that made them visible
   int64_t errors = 0;
   int64_t sent = 0;
   double send_gaps = 0;  // sent updates minus one, per round
@@ -935,6 +956,8 @@ void RunUpdatePhase(BenchServer* server, LoadClient* client, const PredictReques
                   : static_cast<int64_t>(std::ceil(update_rate *
                                                    absl::ToDoubleSeconds(config.duration)));
   job.deadline = absl::Now() + config.duration;
+  const uint64_t updates_before = server->observer().updates();
+  const uint64_t swaps_before = server->observer().swaps();
   if (job.count > 0) server->publisher().Replay(job);
   const LoadResult load = client->OpenLoop(request, predict_rate, config.duration);
   ++phase->rounds;
@@ -946,11 +969,12 @@ void RunUpdatePhase(BenchServer* server, LoadClient* client, const PredictReques
   if (sent.sent == 0) return;
   phase->caught_up =
       server->AwaitVersion(sent.last_version, config.catch_up) && phase->caught_up;
+  phase->updates += server->observer().updates() - updates_before;
+  phase->swaps += server->observer().swaps() - swaps_before;
   const FreshnessLog::Stats fresh = server->log().Range(sent.first_version, sent.last_version);
   phase->fresh_ms.insert(phase->fresh_ms.end(), fresh.visible_ms.begin(),
                          fresh.visible_ms.end());
-  phase->apply_start_ms.insert(phase->apply_start_ms.end(), fresh.apply_start_ms.begin(),
-                               fresh.apply_start_ms.end());
+  phase->apply_ms.insert(phase->apply_ms.end(), fresh.apply_ms.begin(), fresh.apply_ms.end());
   phase->sent += sent.sent;
   phase->send_gaps += static_cast<double>(sent.sent - 1);
   phase->sending_s += absl::ToDoubleSeconds(sent.sending);
@@ -1037,7 +1061,7 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
 
   RunApplyBreakdown(label, recording);
 
-  BenchServer server(&recording);
+  BenchServer server(&recording, PredictBatcher::Options());
   LoadClient client(server.target());
   const Percentiles floor = Summarize(client.EmptyRoundTrips(config.duration / 2));
   figures.grpc_floor_p50 = floor.p50;
@@ -1101,24 +1125,71 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
       label, peak_concurrency, Num(peak_b1, 0).c_str());
   open.Print();
 
+  // 3b. Dynamic batching: the same closed loop of batch-1 calls against a
+  // second server that merges waiting requests.
+  {
+    PredictBatcher::Options batching;
+    batching.dynamic_batching = true;
+    batching.batch_timeout = config.batch_timeout;
+    batching.max_batch = config.max_batch;
+    batching.threads = config.batching_threads;
+    BenchServer batched_server(&recording, batching);
+    LoadClient batched_client(batched_server.target());
+    Table table({"concurrency", "<dynamic batching", "requests", "errors", "p50 ms", "p99 ms",
+                 "p999 ms", "requests/s", "mean batch", "requests/s vs none"});
+    for (int concurrency : config.batching_concurrency) {
+      const LoadResult none = client.ClosedLoop(one, concurrency, config.duration);
+      const uint64_t batches_before = batched_server.batcher().batches_run();
+      const uint64_t requests_before = batched_server.batcher().requests_run();
+      const LoadResult merged = batched_client.ClosedLoop(one, concurrency, config.duration);
+      const double batches =
+          static_cast<double>(batched_server.batcher().batches_run() - batches_before);
+      const double requests =
+          static_cast<double>(batched_server.batcher().requests_run() - requests_before);
+      const Percentiles pn = Summarize(none.latency_ms);
+      const Percentiles pm = Summarize(merged.latency_ms);
+      const double rps_none = static_cast<double>(pn.n) / none.seconds;
+      const double rps_merged = static_cast<double>(pm.n) / merged.seconds;
+      table.AddRow({absl::StrCat(concurrency), "off", absl::StrCat(pn.n),
+                    absl::StrCat(none.errors), Num(pn.p50, 3), Num(pn.p99, 3), Num(pn.p999, 3),
+                    Num(rps_none, 0), "1", "1.00x"});
+      table.AddRow({absl::StrCat(concurrency),
+                    absl::StrCat("on (", absl::ToInt64Microseconds(config.batch_timeout),
+                                 " us, max ", config.max_batch, ", ",
+                                 batched_server.batcher().threads(), " threads)"),
+                    absl::StrCat(pm.n), absl::StrCat(merged.errors), Num(pm.p50, 3),
+                    Num(pm.p99, 3), Num(pm.p999, 3), Num(rps_merged, 0),
+                    batches > 0 ? Num(requests / batches, 1) : "-",
+                    Ratio(rps_merged / rps_none)});
+      if (concurrency == 64) figures.batching_gain_c64 = rps_merged / rps_none;
+    }
+    std::printf(
+        "## %s: dynamic batching, closed loop of batch-1 Predicts (%s s per cell; "
+        "mean batch = requests per forward pass)\n\n",
+        label, Num(absl::ToDoubleSeconds(config.duration), 1).c_str());
+    table.Print();
+  }
+
   // 4. Deltas, then 5. full reloads.
   const double predict_rate = std::max(1.0, std::round(config.predict_load * peak_b1));
   Table updates({"<updates", "offered/s", "rounds", "sent", "sent/s", "applied/s", "fresh p50 ms",
-                 "fresh p99 ms", "apply-start p99 ms", "Predict p50 ms", "Predict p99 ms",
+                 "fresh p99 ms", "apply p99 ms", "updates / swap", "Predict p50 ms", "Predict p99 ms",
                  "Predict p999 ms", "p99 / no updates"});
   std::unordered_map<double, UpdatePhase> delta_at, reload_at;
   double p99_none = NAN;
   auto add_row = [&](const std::string& kind, double rate, const UpdatePhase& phase) {
     const Percentiles load = Summarize(phase.latency_ms);
     const Percentiles fresh = Summarize(phase.fresh_ms);
-    const Percentiles start = Summarize(phase.apply_start_ms);
+    const Percentiles apply = Summarize(phase.apply_ms);
     updates.AddRow(
         {kind + (phase.caught_up ? "" : " (lagging)"), rate < 0 ? "max" : Num(rate, 0),
          absl::StrCat(phase.rounds), absl::StrCat(phase.sent),
          phase.sending_s > 0 ? Num(phase.send_gaps / phase.sending_s, 0) : "-",
          phase.applying_s > 0 ? Num(static_cast<double>(phase.visible) / phase.applying_s, 0)
                               : "-",
-         Num(fresh.p50, 3), Num(fresh.p99, 3), Num(start.p99, 3), Num(load.p50, 3),
+         Num(fresh.p50, 3), Num(fresh.p99, 3), Num(apply.p99, 3),
+         phase.swaps > 0 ? Num(static_cast<double>(phase.updates) / phase.swaps, 1) : "-",
+         Num(load.p50, 3),
          Num(load.p99, 3), Num(load.p999, 3), Ratio(load.p99 / p99_none)});
   };
   // Rounds interleave the rates, so that a drift in the machine's load
@@ -1149,8 +1220,9 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
       "## %s: Predict (batch 1, open loop at %s/s) while updates arrive (%s s "
       "per round, rounds interleaved and pooled; sent/s and applied/s: "
       "first send to last send, and to last visible; fresh = publish -> "
-      "visible to Predict; apply-start = publish -> the apply thread starts "
-      "on it; a full reload sends the whole model as a snapshot, which the "
+      "visible to Predict, as the subscriber reports it; apply = the update's "
+      "share of the LiveModel apply that made it visible; updates / swap: "
+      "how many queued updates the subscriber applied as one; a full reload sends the whole model as a snapshot, which the "
       "server builds and swaps in)\n\n",
       label, Num(predict_rate, 0).c_str(),
       Num(absl::ToDoubleSeconds(config.duration), 1).c_str());
@@ -1197,6 +1269,13 @@ void PrintTargets(const std::vector<ModelFigures>& all) {
     const double b1 = f.server_b1_p50 / f.bare_b1_p50;
     targets.AddRow({f.label, "server batch-1 p50 / bare forward p50 <= 1.3x", Ratio(b1),
                     met(b1 <= 1.3, b1)});
+    const double served = (f.server_b1_p50 - f.grpc_floor_p50) / f.bare_b1_p50;
+    targets.AddRow({f.label,
+                    "(server batch-1 p50 - empty gRPC round trip p50) / bare forward p50",
+                    Ratio(served), "(for reading)"});
+    targets.AddRow({f.label, "dynamic batching, concurrency 64, batch 1: requests/s >= 3x",
+                    Ratio(f.batching_gain_c64),
+                    met(f.batching_gain_c64 >= 3, f.batching_gain_c64)});
   }
   std::printf("# Targets (issue 11, part 3; the update targets are stated for LeNet-5)\n\n");
   targets.Print();
@@ -1231,6 +1310,11 @@ int main(int argc, char** argv) {
   config.max_record_s = absl::GetFlag(FLAGS_max_record_s);
   config.rounds = quick ? 1 : std::max(1, absl::GetFlag(FLAGS_rounds));
   config.catch_up = absl::Seconds(absl::GetFlag(FLAGS_catch_up_s));
+  config.batching_concurrency =
+      contrail::IntList(absl::GetFlag(FLAGS_batching_concurrency), "batching_concurrency");
+  config.batch_timeout = absl::Microseconds(absl::GetFlag(FLAGS_batch_timeout_us));
+  config.max_batch = absl::GetFlag(FLAGS_max_batch);
+  config.batching_threads = absl::GetFlag(FLAGS_batching_threads);
   const std::vector<std::string> models =
       quick ? std::vector<std::string>{"lenet5"} : absl::GetFlag(FLAGS_models);
 
