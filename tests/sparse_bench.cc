@@ -8,8 +8,10 @@
 //  2. Codec: bytes per entry and encode / decode / apply time per entry of a
 //     one-tensor update, for each value encoding.
 //  3. Proactive iteration (b = 128, t = 8, Adam 1e-3): dense training step
-//     alone, dense step + dense update, and top-k 0.1 % step + 0.1 % update,
-//     for LeNet-5 and ResNet-18, with the sparse iteration broken down.
+//     alone, dense step + dense update, and top-k 0.1 % step + 0.1 % update
+//     published in line and overlapped with the next step (the trainer's
+//     Deployer and PublishingThread), for LeNet-5 and ResNet-18, with the
+//     sparse iteration broken down.
 //  4. Update framing: a whole model's 0.1 % update (at least one entry per
 //     tensor, buffers whole, as the publisher sends it) for LeNet-5 and
 //     ResNet-18, in the per-tensor form and the model-wide form, split into
@@ -55,6 +57,7 @@
 #include "common/update_codec.h"
 #include "proto/contrail.pb.h"
 #include "tests/markdown_table.h"
+#include "trainer/deployer.h"
 #include "trainer/proactive_sampler.h"
 #include "trainer/sgd_step.h"
 #include "trainer/sparse_optimizer.h"
@@ -316,12 +319,21 @@ constexpr int64_t kTrigger = 8;
 constexpr int64_t kHistory = 1024;  // examples seen before the first step
 constexpr int kWarmup = 2;
 
-enum class Mode { kDenseStepOnly, kDense, kTopK };
+// Iterations each configuration runs back to back before the next one
+// takes over (the first of each block is not timed: nothing of the
+// overlapped configuration is in flight then).
+constexpr int kBlock = 6;
+
+enum class Mode { kDenseStepOnly, kDense, kTopK, kTopKOverlapped };
 
 struct IterationStats {
   double iteration_ms = 0;  // batch formation + step + publish
   double step_ms = 0;       // SgdStep::Run
-  double publish_ms = 0;    // UpdatePublisher::Publish
+  // Deployer::AfterStep on the training thread: the whole update in line;
+  // overlapped, the staging copy and the wait for the update before.
+  double publish_ms = 0;
+  // Overlapped: UpdatePublisher::Publish on the publishing thread.
+  double background_publish_ms = 0;
   double selection_ms = 0;  // SparseSelector over the step's gradients
   double entries = 0;       // per update
   double bytes = 0;         // per update
@@ -356,7 +368,7 @@ class IterationRunner {
       std::exit(1);
     }
     model_ = std::move(*created);
-    const bool sparse = mode == Mode::kTopK;
+    const bool sparse = mode == Mode::kTopK || mode == Mode::kTopKOverlapped;
 
     SparseOptimizer::Options optimizer;
     optimizer.kind = OptimizerKind::kAdam;
@@ -378,7 +390,12 @@ class IterationRunner {
     publish.deploy_ratio = sparse ? kRatio : 1.0;
     publisher_ =
         UpdatePublisher::Create(model_->spec(), mirror, publish).value();
-    publisher_->Start(AsConst(model_->Views()));
+    // The trainer's deploy path: Deployer::AfterStep, in line or on the
+    // publishing thread.
+    Deployer::Options deploy;
+    deploy.overlap = mode == Mode::kTopKOverlapped;
+    deployer_ = std::make_unique<Deployer>(deploy, publisher_.get());
+    deployer_->Start(AsConst(model_->Views()));
 
     // Selection happens inside SgdStep::Run; to split it out, a second
     // selector with the same options is timed on copies of each step's
@@ -395,7 +412,9 @@ class IterationRunner {
   // from the history before them, one step, then (unless kDenseStepOnly)
   // one update.
   void Iterate(int i, bool timed) {
-    const bool sparse = mode_ == Mode::kTopK;
+    const bool sparse = mode_ == Mode::kTopK || mode_ == Mode::kTopKOverlapped;
+    // Updates from here on are counted (overlapped: from the one in flight).
+    if (timed && timed_ == 0) counted_ = deployer_->counters();
     const Clock::time_point start = Clock::now();
     const int64_t first_new = kHistory + i * kTrigger;
     std::vector<int64_t> new_examples(kTrigger);
@@ -417,18 +436,8 @@ class IterationRunner {
     double publish_ms = 0;
     if (mode_ != Mode::kDenseStepOnly) {
       const Clock::time_point publish_start = Clock::now();
-      absl::StatusOr<UpdatePublisher::PublishResult> published =
-          publisher_->Publish(AsConst(model_->Views()));
+      Check(deployer_->AfterStep(AsConst(model_->Views())));
       publish_ms = MsSince(publish_start);
-      if (!published.ok()) {
-        std::fprintf(stderr, "publish failed: %s\n",
-                     std::string(published.status().message()).c_str());
-        std::exit(1);
-      }
-      if (timed) {
-        sums_.entries += static_cast<double>(published->entries);
-        sums_.bytes += static_cast<double>(published->payload_bytes);
-      }
     }
     const double iteration_ms = MsSince(start);
     if (!timed) return;
@@ -436,8 +445,12 @@ class IterationRunner {
     sums_.iteration_ms += iteration_ms;
     sums_.step_ms += step_ms;
     sums_.publish_ms += publish_ms;
+    // The update AfterStep() waited for (the one before this step's).
+    if (mode_ == Mode::kTopKOverlapped) {
+      sums_.background_publish_ms += absl::ToDoubleMilliseconds(deployer_->last_publish_time());
+    }
 
-    if (sparse) {
+    if (mode_ == Mode::kTopK) {
       TensorViews gradients = model_->GradientViews();
       for (size_t t = 0; t < gradient_copies_.size(); ++t) {
         gradient_copies_[t].assign(gradients[t].begin(), gradients[t].end());
@@ -451,17 +464,33 @@ class IterationRunner {
     }
   }
 
-  // Means over the timed iterations.
+  // Waits for the update in flight: between blocks, untimed, so that none
+  // overlaps with another configuration's iterations.
+  void Drain() { Check(deployer_->Drain()); }
+
+  // Means over the timed iterations (after Drain()).
   IterationStats Mean() const {
     IterationStats mean = sums_;
+    const Deployer::Counters& counters = deployer_->counters();
+    const double updates = static_cast<double>(counters.version - counted_.version);
+    mean.entries = static_cast<double>(counters.entries - counted_.entries) / std::max(updates, 1.0);
+    mean.bytes = static_cast<double>(counters.payload_bytes - counted_.payload_bytes) /
+                 std::max(updates, 1.0);
     for (double* v : {&mean.iteration_ms, &mean.step_ms, &mean.publish_ms,
-                      &mean.selection_ms, &mean.entries, &mean.bytes}) {
+                      &mean.selection_ms}) {
       *v /= std::max(timed_, 1);
     }
+    mean.background_publish_ms /= std::max(timed_, 1);
     return mean;
   }
 
  private:
+  static void Check(const absl::Status& status) {
+    if (status.ok()) return;
+    std::fprintf(stderr, "sparse_bench: %s\n", status.ToString().c_str());
+    std::exit(1);
+  }
+
   static constexpr double kRatio = 0.001;
 
   const Mode mode_;
@@ -470,6 +499,8 @@ class IterationRunner {
   std::unique_ptr<SgdStep> step_;
   std::vector<std::vector<float>> mirror_storage_;  // the servers' model
   std::unique_ptr<UpdatePublisher> publisher_;
+  std::unique_ptr<Deployer> deployer_;  // after publisher_: joins first
+  Deployer::Counters counted_;  // at the first timed iteration
   ProactiveSampler sampler_;
   std::unique_ptr<SparseSelector> selector_;
   std::vector<std::vector<float>> gradient_copies_;
@@ -484,8 +515,9 @@ void RunIterationSection(bool quick) {
     const char* label;
     int iterations;
   };
-  std::vector<Case> cases = {{"lenet5", "LeNet-5", quick ? 5 : 50}};
-  if (!quick) cases.push_back({"resnet18", "ResNet-18", 15});
+  // Iterations: whole blocks.
+  std::vector<Case> cases = {{"lenet5", "LeNet-5", quick ? kBlock : 8 * kBlock}};
+  if (!quick) cases.push_back({"resnet18", "ResNet-18", 3 * kBlock});
   int max_iterations = 0;
   for (const Case& c : cases) {
     max_iterations = std::max(max_iterations, c.iterations);
@@ -494,26 +526,34 @@ void RunIterationSection(bool quick) {
 
   std::printf(
       "## 3. Proactive training iteration (b = %lld, t = %lld, 28x28x1 "
-      "random inputs, Adam lr 1e-3, fp32 updates; the three configurations "
-      "run interleaved, mean ms over the timed iterations after %d warm-up)"
+      "random inputs, Adam lr 1e-3, fp32 updates; the four configurations "
+      "take turns in blocks of %d iterations, mean ms over the timed "
+      "iterations: all but the first of each block and the first %d)"
       "\n\n",
-      static_cast<long long>(kBatch), static_cast<long long>(kTrigger),
+      static_cast<long long>(kBatch), static_cast<long long>(kTrigger), kBlock,
       kWarmup);
   Table table({"<model", "<configuration", "iters", "step ms", "publish ms",
                "iteration ms", "vs dense step", "entries/update",
                "KB/update"});
-  Table breakdown({"<model", "fwd/bwd + optimizer ms", "selection ms",
-                   "publish ms", "sparse iteration ms", "dense step ms",
-                   "sparse/dense step"});
+  Table breakdown({"<model", "<update", "fwd/bwd + optimizer ms", "selection ms",
+                   "publish ms (training thread)", "publishing thread ms",
+                   "sparse iteration ms", "dense step ms", "sparse/dense step"});
   for (const Case& c : cases) {
     IterationRunner dense_step(c.architecture, Mode::kDenseStepOnly, &stream);
     IterationRunner dense(c.architecture, Mode::kDense, &stream);
     IterationRunner topk(c.architecture, Mode::kTopK, &stream);
-    for (int i = 0; i < kWarmup + c.iterations; ++i) {
-      const bool timed = i >= kWarmup;
-      dense_step.Iterate(i, timed);
-      dense.Iterate(i, timed);
-      topk.Iterate(i, timed);
+    IterationRunner overlapped(c.architecture, Mode::kTopKOverlapped, &stream);
+    // Back to back within a block, so that an overlapped update overlaps
+    // with its own configuration's next step and nothing else; blocks take
+    // turns, so that drift in machine load hits every configuration alike.
+    for (int block = 0; block * kBlock < c.iterations; ++block) {
+      for (IterationRunner* runner : {&dense_step, &dense, &topk, &overlapped}) {
+        for (int j = 0; j < kBlock; ++j) {
+          const int i = block * kBlock + j;
+          runner->Iterate(i, /*timed=*/j > 0 && i >= kWarmup);
+        }
+        runner->Drain();
+      }
     }
     const IterationStats base = dense_step.Mean();
     auto add = [&](const char* configuration, const IterationStats& s,
@@ -526,19 +566,27 @@ void RunIterationSection(bool quick) {
                     published ? Num(s.bytes / 1024.0, 1) : "-"});
     };
     const IterationStats sparse = topk.Mean();
+    const IterationStats sparse_overlapped = overlapped.Mean();
     add("dense step, no publishing", base, false);
     add("dense step + dense update", dense.Mean(), true);
     add("top-k 0.1 % step + update", sparse, true);
-    breakdown.AddRow({c.label, Num(sparse.step_ms - sparse.selection_ms),
-                      Num(sparse.selection_ms), Num(sparse.publish_ms),
-                      Num(sparse.iteration_ms), Num(base.iteration_ms),
-                      Num(sparse.iteration_ms / base.iteration_ms) + "x"});
+    add("top-k 0.1 % step + overlapped update", sparse_overlapped, true);
+    for (const auto& [update, s] : {std::make_pair("in line", sparse),
+                                   std::make_pair("overlapped", sparse_overlapped)}) {
+      breakdown.AddRow({c.label, update, Num(s.step_ms - sparse.selection_ms),
+                        Num(sparse.selection_ms), Num(s.publish_ms),
+                        s.background_publish_ms > 0 ? Num(s.background_publish_ms) : "-",
+                        Num(s.iteration_ms), Num(base.iteration_ms),
+                        Num(s.iteration_ms / base.iteration_ms) + "x"});
+    }
   }
   table.Print();
   std::printf(
       "Sparse iteration broken down (selection = SparseSelector::Select over "
-      "every parameter tensor, timed separately on copies of the step's "
-      "gradients; fwd/bwd + optimizer = step - selection):\n\n");
+      "every parameter tensor, timed separately on copies of the in-line "
+      "configuration's gradients; fwd/bwd + optimizer = step - selection; "
+      "overlapped, the publishing thread's Publish() runs during the next "
+      "step and the training thread pays the staging copy and any wait):\n\n");
   breakdown.Print();
 }
 

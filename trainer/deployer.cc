@@ -1,5 +1,6 @@
 #include "trainer/deployer.h"
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -35,7 +36,8 @@ Deployer::Deployer(const Options& options, UpdatePublisher* publisher)
     : options_(options),
       publisher_(publisher),
       // CheckOptions() passed: Create() cannot fail.
-      guard_(*QualityGuard::Create(options.guard)) {}
+      guard_(*QualityGuard::Create(options.guard)),
+      publishing_(options.overlap ? std::make_unique<PublishingThread>(publisher) : nullptr) {}
 
 void Deployer::Start(const ConstTensorViews& trainer) {
   publisher_->Start(trainer);
@@ -43,7 +45,11 @@ void Deployer::Start(const ConstTensorViews& trainer) {
 }
 
 absl::StatusOr<bool> Deployer::Publish(const ConstTensorViews& trainer) {
-  absl::StatusOr<UpdatePublisher::PublishResult> published = publisher_->Publish(trainer);
+  return TakeResult(publisher_->Publish(trainer));
+}
+
+absl::StatusOr<bool> Deployer::TakeResult(
+    absl::StatusOr<UpdatePublisher::PublishResult> published) {
   if (!published.ok()) {
     return absl::Status(published.status().code(),
                         absl::StrCat("publishing failed: ", published.status().message()));
@@ -56,14 +62,30 @@ absl::StatusOr<bool> Deployer::Publish(const ConstTensorViews& trainer) {
   return true;
 }
 
+absl::Status Deployer::Drain() {
+  if (!in_flight_) return absl::OkStatus();
+  in_flight_ = false;
+  std::optional<PublishingThread::Result> result = publishing_->Wait();
+  if (!result.has_value()) return absl::InternalError("no update was in flight");
+  last_publish_time_ = result->publish_time;
+  return TakeResult(std::move(result->published)).status();
+}
+
 absl::Status Deployer::AfterStep(const ConstTensorViews& trainer) {
+  // The update before this one is published first: one at a time, in order.
+  CONTRAIL_RETURN_IF_ERROR(Drain());
   stalled_ = false;
   if (++steps_ <= options_.warmup_steps || holding()) return absl::OkStatus();
-  return Publish(trainer).status();
+  if (publishing_ == nullptr) return Publish(trainer).status();
+  CONTRAIL_RETURN_IF_ERROR(publishing_->Submit(trainer));
+  in_flight_ = true;
+  return absl::OkStatus();
 }
 
 absl::Status Deployer::Observe(int64_t count, int64_t trainer_correct,
                                int64_t served_correct) {
+  // The guard's verdict reads the mirror and may publish a rollback.
+  CONTRAIL_RETURN_IF_ERROR(Drain());
   const bool was_holding = holding();
   const QualityGuard::Verdict verdict = guard_.Observe(count, trainer_correct, served_correct);
   if (!was_holding && holding()) {
@@ -115,6 +137,7 @@ absl::Status Deployer::RollBack() {
 }
 
 absl::Status Deployer::SendHeldBack(const ConstTensorViews& trainer) {
+  CONTRAIL_RETURN_IF_ERROR(Drain());
   if (!has_held_back() || holding()) return absl::OkStatus();
   CONTRAIL_ASSIGN_OR_RETURN(const bool published, Publish(trainer));
   // Every entry sent moves the mirror strictly closer to the trainer (the
@@ -125,6 +148,7 @@ absl::Status Deployer::SendHeldBack(const ConstTensorViews& trainer) {
 }
 
 absl::Status Deployer::Flush(const ConstTensorViews& trainer) {
+  CONTRAIL_RETURN_IF_ERROR(Drain());
   stalled_ = false;
   if (holding()) {
     spdlog::warn("guard: not flushing the trainer's changes: deployment is held at version {}",

@@ -16,18 +16,28 @@
 //    nothing new). When it resumes, trainer - mirror goes out as usual.
 //
 // All of it goes through the UpdatePublisher, which owns versions, the
-// mirror and retention. Torch-free. Not thread-safe; owned by the training
-// thread.
+// mirror and retention. With `overlap`, AfterStep()'s update is published
+// on a PublishingThread (trainer/publishing_thread.h) while the training
+// thread goes on with the next step: at most one update is in flight, and
+// every other call (and the next AfterStep()) first waits for it (Drain()),
+// so the updates, their order and the mirror are what they would be
+// without overlap. Until then counters(), has_held_back() and the
+// publisher's version and mirror are those of the update before it, and a
+// failure to publish it surfaces at the next call instead.
+//
+// Torch-free. Not thread-safe; owned by the training thread.
 #ifndef CONTRAIL_TRAINER_DEPLOYER_H_
 #define CONTRAIL_TRAINER_DEPLOYER_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/tensor_views.h"
 #include "proto/checkpoint.pb.h"
+#include "trainer/publishing_thread.h"
 #include "trainer/quality_guard.h"
 #include "trainer/update_publisher.h"
 
@@ -40,6 +50,9 @@ class Deployer {
     int64_t warmup_steps = 0;
     // The deploy guard; off (drop 0) by default.
     QualityGuard::Options guard;
+    // Publish each step's update on a publishing thread, overlapped with
+    // the next step (see above).
+    bool overlap = false;
   };
 
   // What has gone out so far.
@@ -58,9 +71,19 @@ class Deployer {
   Deployer(const Options& options, UpdatePublisher* publisher);
 
   void Start(const ConstTensorViews& trainer);
+  // With `overlap`, copies `trainer` and returns once its update is in
+  // flight (after waiting for the one before it, whose error it returns).
   absl::Status AfterStep(const ConstTensorViews& trainer);
-  // True when SendHeldBack() has something to send: the last update left
-  // entries out, and sending more has not stalled.
+  // Waits for the update in flight, if any, and takes its result: its
+  // error (once) when it could not be published. OK at once without one.
+  absl::Status Drain();
+  // True while an update is in flight (overlap only).
+  bool publishing() const { return in_flight_; }
+  // The latest update's publishing time on the publishing thread (overlap
+  // only, after Drain()).
+  absl::Duration last_publish_time() const { return last_publish_time_; }
+  // True when SendHeldBack() has something to send: the last finished
+  // update left entries out, and sending more has not stalled.
   bool has_held_back() const {
     return held_back_entries_ > 0 && !stalled_ && !holding();
   }
@@ -80,7 +103,7 @@ class Deployer {
   // Entries where trainer and mirror differed after the last update.
   int64_t held_back_entries() const { return held_back_entries_; }
 
-  // Its progress, for a checkpoint, and back.
+  // Its progress, for a checkpoint (after Drain()), and back.
   void SaveState(DeployerState* out) const;
   void RestoreState(const DeployerState& state);
 
@@ -88,6 +111,9 @@ class Deployer {
   // Publishes trainer - mirror (within the budget); true when a new
   // version went out.
   absl::StatusOr<bool> Publish(const ConstTensorViews& trainer);
+  // Takes a publish result into the counters; true when a new version
+  // went out.
+  absl::StatusOr<bool> TakeResult(absl::StatusOr<UpdatePublisher::PublishResult> published);
 
   // Takes the mirror to the weights kept for the last good version.
   absl::Status RollBack();
@@ -108,6 +134,11 @@ class Deployer {
   // the next step.
   bool stalled_ = false;
   Counters counters_;
+  // With `overlap`: the thread AfterStep()'s updates are published on, and
+  // whether one is in flight.
+  std::unique_ptr<PublishingThread> publishing_;
+  bool in_flight_ = false;
+  absl::Duration last_publish_time_;
 };
 
 }  // namespace contrail

@@ -138,7 +138,9 @@ StreamTrainer::StreamTrainer(const Options& options,
       history_(source_->input_shape(), options.history_size),
       step_(std::make_unique<SgdStep>(model_.get(), options.optimizer,
                                       options.sparsity)),
-      deployer_(Deployer::Options{options.warmup_updates, options.guard}, publisher),
+      deployer_(Deployer::Options{options.warmup_updates, options.guard,
+                                  options.overlap_publishing},
+                publisher),
       sampler_(options.seed),
       rng_(options.seed) {}
 
@@ -288,6 +290,8 @@ absl::Status StreamTrainer::MaybeCheckpoint(bool now, bool wait) {
     checkpoint_writer_.join();
     CONTRAIL_RETURN_IF_ERROR(AfterCheckpoint());
   }
+  // The checkpoint's version and mirror include the update in flight.
+  CONTRAIL_RETURN_IF_ERROR(deployer_.Drain());
   const absl::Time start = clock_->Now();
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<TrainerCheckpoint> checkpoint, Capture());
   // Updates after it go to a new segment of the log.
@@ -370,6 +374,12 @@ void StreamTrainer::Run() {
   } catch (const std::exception& e) {
     outcome = absl::InternalError(e.what());
   }
+  // The update in flight goes out (or fails) before training ends.
+  if (const absl::Status drained = deployer_.Drain();
+      !drained.ok() && (outcome.ok() || absl::IsCancelled(outcome))) {
+    outcome = drained;
+  }
+  RecordDeployed();
   if (!outcome.ok() && !absl::IsCancelled(outcome)) {
     spdlog::error("training failed: {}", outcome.ToString());
   }
@@ -444,10 +454,12 @@ absl::StatusOr<bool> StreamTrainer::AwaitExamples(int64_t count, absl::Duration 
         now >= *first_arrival + max_wait) {
       return false;
     }
-    // While examples are awaited, what the deploy budget held back goes
-    // out an update at a time; otherwise wait, waking up to notice Stop().
-    const bool held_back = deployer_.has_held_back();
-    absl::Time deadline = held_back ? now : now + kAwaitPollInterval;
+    // While examples are awaited, the update in flight is finished and
+    // what the deploy budget held back goes out an update at a time;
+    // otherwise wait, waking up to notice Stop().
+    const bool publishing = deployer_.publishing();
+    const bool held_back = !publishing && deployer_.has_held_back();
+    absl::Time deadline = publishing || held_back ? now : now + kAwaitPollInterval;
     if (first_arrival.has_value() && max_wait > absl::ZeroDuration()) {
       deadline = std::min(deadline, *first_arrival + max_wait);
     }
@@ -460,7 +472,10 @@ absl::StatusOr<bool> StreamTrainer::AwaitExamples(int64_t count, absl::Duration 
     }
     if (read.count > 0 && !first_arrival.has_value()) first_arrival = clock_->Now();
     if (read.end_of_stream) return true;
-    if (read.count == 0 && held_back) {
+    if (read.count == 0 && publishing) {
+      CONTRAIL_RETURN_IF_ERROR(deployer_.Drain());
+      RecordDeployed();
+    } else if (read.count == 0 && held_back) {
       CONTRAIL_RETURN_IF_ERROR(deployer_.SendHeldBack(Trained()));
     }
   }
@@ -591,23 +606,26 @@ absl::Status StreamTrainer::Retrain(int64_t end) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<StreamTrainer::Prequential> StreamTrainer::Evaluate(int64_t begin,
-                                                                   int64_t end) {
-  Prequential tested;
-  CONTRAIL_ASSIGN_OR_RETURN(tested.correct, CountCorrect(*model_, begin, end));
+absl::Status StreamTrainer::TestServed(int64_t begin, int64_t end, Prequential* tested) {
+  CONTRAIL_RETURN_IF_ERROR(deployer_.Drain());
   // The served model gives the trainer's answers, without a second forward
-  // pass, when the two are identical.
-  tested.served_correct = tested.correct;
+  // pass, when the two were identical before the step (checksum_ is the
+  // trainer's as it tested the arrival).
+  tested->served_correct = tested->correct;
   if (publisher_->mirror_checksum() != checksum_) {
-    CONTRAIL_ASSIGN_OR_RETURN(tested.served_correct, CountCorrect(*served_, begin, end));
+    CONTRAIL_ASSIGN_OR_RETURN(tested->served_correct, CountCorrect(*served_, begin, end));
   }
-  return tested;
+  // The guard sees the test before the step's update: it may hold or roll
+  // back what that update would deploy.
+  return deployer_.Observe(end - begin, tested->correct, tested->served_correct);
 }
 
 absl::StatusOr<double> StreamTrainer::TrainOnArrival(int64_t begin, int64_t end,
+                                                     Prequential* tested,
                                                      int64_t* next_retrain) {
   const int64_t first = options_.initial_examples;
   if (options_.mode == TrainingMode::kFull) {
+    CONTRAIL_RETURN_IF_ERROR(TestServed(begin, end, tested));
     // The deployed model stays until the next retraining finishes.
     if (end - first >= *next_retrain) {
       *next_retrain += options_.retrain_every;
@@ -623,13 +641,25 @@ absl::StatusOr<double> StreamTrainer::TrainOnArrival(int64_t begin, int64_t end,
       TrainStep(sampler_.FormBatch(fresh, history_.first(), /*history_end=*/begin,
                                    options_.batch_size),
                 /*sparse=*/true));
+  // Only now does this arrival's served test wait for the last update: its
+  // publishing overlapped with the step (which changes the trainer's model,
+  // never the mirror).
+  CONTRAIL_RETURN_IF_ERROR(TestServed(begin, end, tested));
   CONTRAIL_RETURN_IF_ERROR(deployer_.AfterStep(Trained()));
   return loss;
 }
 
+void StreamTrainer::RecordDeployed() {
+  const Deployer::Counters& deployed = deployer_.counters();
+  absl::MutexLock lock(&mu_);
+  stats_.updates_published = deployed.version;
+  stats_.entries_published = deployed.entries;
+  stats_.payload_bytes_published = deployed.payload_bytes;
+}
+
 void StreamTrainer::RecordArrival(int64_t count, const Prequential& tested, double loss,
                                   int64_t steps, bool last) {
-  const Deployer::Counters& deployed = deployer_.counters();
+  RecordDeployed();
   Stats snapshot;
   {
     absl::MutexLock lock(&mu_);
@@ -638,9 +668,6 @@ void StreamTrainer::RecordArrival(int64_t count, const Prequential& tested, doub
     stats_.served_correct += tested.served_correct;
     stats_.steps = steps;
     stats_.trainer_checksum = checksum_;
-    stats_.updates_published = deployed.version;
-    stats_.entries_published = deployed.entries;
-    stats_.payload_bytes_published = deployed.payload_bytes;
     if (std::isfinite(loss)) stats_.last_loss = loss;
     stats_.stream_time = clock_->Now() - stream_start_;
     const QualityGuard& guard = deployer_.guard();
@@ -712,13 +739,10 @@ absl::Status StreamTrainer::Stream() {
       const int64_t begin = history_.end();
       history_.Append(fresh);
       const int64_t end = history_.end();
-      // Prequential: test on the new examples before training on them.
-      CONTRAIL_ASSIGN_OR_RETURN(tested, Evaluate(begin, end));
-      // The guard sees the test before the step: it may hold or roll back
-      // what this step would deploy.
-      CONTRAIL_RETURN_IF_ERROR(
-          deployer_.Observe(end - begin, tested.correct, tested.served_correct));
-      CONTRAIL_ASSIGN_OR_RETURN(loss, TrainOnArrival(begin, end, &next_retrain_));
+      // Prequential: test on the new examples before training on them (the
+      // served model's test follows in TrainOnArrival()).
+      CONTRAIL_ASSIGN_OR_RETURN(tested.correct, CountCorrect(*model_, begin, end));
+      CONTRAIL_ASSIGN_OR_RETURN(loss, TrainOnArrival(begin, end, &tested, &next_retrain_));
       if (options_.mode != TrainingMode::kFull) ++steps;
       if (fresh.count() < wanted && !ended) {
         absl::MutexLock lock(&mu_);

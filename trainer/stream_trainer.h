@@ -10,6 +10,13 @@
 // each parameter tensor (SgdStep), so every update carries exactly the
 // selected entries.
 //
+// Each step's update is published on the deployer's publishing thread
+// (trainer/publishing_thread.h) while the next arrival is tested and
+// trained on: the served model's test of that arrival, the guard, the next
+// update and checkpoints wait for it, so every update, the mirror and the
+// prequential figures are exactly those of publishing in line
+// (`overlap_publishing` false).
+//
 // The pieces: the source (where examples come from), ExampleHistory (what
 // the sampler and retraining draw from), SgdStep (the training step),
 // Model::Predict (prequential evaluation) and Deployer (the deploy policy).
@@ -118,6 +125,9 @@ class StreamTrainer {
     // step's selection and optimizer run there with LibTorch ops
     // (SgdStep), and the deployer reads a CPU copy of the model.
     std::string device = "cpu";
+    // Publish each step's update on the publishing thread while the next
+    // step trains (the same updates, in the same order, as without).
+    bool overlap_publishing = true;
   };
 
   struct CurvePoint {
@@ -148,6 +158,8 @@ class StreamTrainer {
     int64_t served_correct = 0;      // ... by the served model (the mirror)
     int64_t steps = 0;               // training steps on the stream
     int64_t retrains = 0;            // full retrainings finished
+    // What has gone out; with overlap_publishing, the latest step's update
+    // counts once it is published (at the latest by the next arrival's).
     uint64_t updates_published = 0;
     int64_t entries_published = 0;
     int64_t payload_bytes_published = 0;
@@ -256,13 +268,21 @@ class StreamTrainer {
   // After a checkpoint was written: drop the log segments the previous one
   // covered, and commit its examples to the source.
   absl::Status AfterCheckpoint();
-  // Prequential evaluation of history examples [begin, end): tested by
-  // the trainer's model and by the served one before any training on them.
-  absl::StatusOr<Prequential> Evaluate(int64_t begin, int64_t end);
+  // The served model's half of the prequential test of history examples
+  // [begin, end), whose trainer's half `tested` holds: first waits for the
+  // update in flight (the served model is the mirror after it), then hands
+  // the test to the guard, which may hold or roll back what the next
+  // update would deploy.
+  absl::Status TestServed(int64_t begin, int64_t end, Prequential* tested);
   // The stream's training step for examples [begin, end) of the history,
-  // then deployment; full retraining when it is due. Returns the step's
-  // loss (NaN when none was taken or it was skipped).
-  absl::StatusOr<double> TrainOnArrival(int64_t begin, int64_t end, int64_t* next_retrain);
+  // which the trainer's model has tested (`tested`); TestServed() in
+  // between, while the last update is still being published; then
+  // deployment. Full retraining when it is due. Returns the step's loss
+  // (NaN when none was taken or it was skipped).
+  absl::StatusOr<double> TrainOnArrival(int64_t begin, int64_t end, Prequential* tested,
+                                        int64_t* next_retrain);
+  // Copies the deployer's counters into the statistics.
+  void RecordDeployed() ABSL_LOCKS_EXCLUDED(mu_);
   // Dense epochs over history examples [begin, end) in shuffled
   // mini-batches. `what` names the work in the log.
   absl::Status TrainEpochs(int64_t begin, int64_t end, int epochs, const std::string& what);

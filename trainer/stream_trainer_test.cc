@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/idx_reader.h"
 #include "common/model.h"
@@ -83,9 +84,10 @@ class StreamTrainerTest : public ::testing::Test {
 
   // Builds a run; every update stays retained so that tests can read them
   // all back.
-  static absl::StatusOr<TrainingRun> MakeRun(const StreamTrainer::Options& options,
-                                             const std::string& architecture,
-                                             double replay_rate = 0) {
+  static absl::StatusOr<TrainingRun> MakeRun(
+      const StreamTrainer::Options& options, const std::string& architecture,
+      double replay_rate = 0,
+      UpdatePublisher::Options publisher_options = UpdatePublisher::Options()) {
     TrainingRun run;
     absl::StatusOr<std::unique_ptr<Model>> model =
         Model::Create(architecture, options.seed);
@@ -94,7 +96,6 @@ class StreamTrainerTest : public ::testing::Test {
         Model::Create(architecture, options.seed);
     if (!mirror.ok()) return mirror.status();
     run.mirror = mirror->get();
-    UpdatePublisher::Options publisher_options;
     publisher_options.max_retained_updates = 1 << 20;
     run.publisher = UpdatePublisher::Create(
         (*model)->spec(), run.mirror->Views(), publisher_options).value();
@@ -131,6 +132,21 @@ class StreamTrainerTest : public ::testing::Test {
     return updates;
   }
 
+  // Every update after version 1, serialized but for what differs between
+  // two runs of the same training: the run id, the publish time and the
+  // seal over them.
+  static std::vector<std::string> Comparable(const TrainingRun& run) {
+    std::vector<std::string> serialized;
+    for (const std::shared_ptr<const Update>& logged : UpdatesAfterVersion1(run)) {
+      Update update = *logged;
+      update.clear_run();
+      update.clear_publish_time_us();
+      update.clear_checksum();
+      serialized.push_back(update.SerializeAsString());
+    }
+    return serialized;
+  }
+
   static absl::StatusCode CreateCode(const StreamTrainer::Options& options,
                                      std::string* message) {
     absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp");
@@ -142,6 +158,24 @@ class StreamTrainerTest : public ::testing::Test {
 };
 
 LabelledImages* StreamTrainerTest::data_ = nullptr;
+
+// Takes the first `accept` updates, then refuses every one, as an update
+// log whose disk filled up.
+class FailingSink : public UpdateSink {
+ public:
+  explicit FailingSink(int accept) : accept_(accept) {}
+  absl::Status Append(const Update& update) override {
+    absl::MutexLock lock(&mu_);
+    if (appended_ >= accept_) return absl::ResourceExhaustedError("the log's disk is full");
+    ++appended_;
+    return absl::OkStatus();
+  }
+
+ private:
+  const int accept_;
+  absl::Mutex mu_;
+  int appended_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 TEST_F(StreamTrainerTest, SparseRunFinishesWithMirrorEqualToTrainer) {
   for (const std::string architecture : {"lenet5", "mlp"}) {
@@ -413,6 +447,68 @@ TEST_F(StreamTrainerTest, ServedPrequentialEqualsTrainersWhenUpdatesAreExact) {
   ASSERT_FALSE(stats.curve.empty());
   EXPECT_EQ(stats.curve.back().examples, 200);
   EXPECT_DOUBLE_EQ(stats.curve.back().served_accuracy, stats.prequential_accuracy());
+}
+
+TEST_F(StreamTrainerTest, OverlappedPublishingSendsTheSameUpdatesAsPublishingInLine) {
+  // A deploy budget below the step's sparsity: entries are held back, so
+  // each update depends on the mirror the one before it left.
+  UpdatePublisher::Options budget;
+  budget.deploy_ratio = 0.005;
+  for (const std::string architecture : {"mlp", "lenet5"}) {
+    SCOPED_TRACE(architecture);
+    StreamTrainer::Options options = SmallOptions();
+    options.overlap_publishing = false;
+    torch::manual_seed(4242);
+    absl::StatusOr<TrainingRun> in_line = MakeRun(options, architecture, 0, budget);
+    ASSERT_TRUE(in_line.ok()) << in_line.status();
+    ASSERT_OK(RunToEnd(*in_line));
+    options.overlap_publishing = true;
+    torch::manual_seed(4242);
+    absl::StatusOr<TrainingRun> overlapped = MakeRun(options, architecture, 0, budget);
+    ASSERT_TRUE(overlapped.ok()) << overlapped.status();
+    ASSERT_OK(RunToEnd(*overlapped));
+
+    const StreamTrainer::Stats expected = in_line->trainer->stats();
+    const StreamTrainer::Stats stats = overlapped->trainer->stats();
+    EXPECT_EQ(stats.phase, DONE);
+    ASSERT_EQ(stats.trainer_checksum, expected.trainer_checksum);
+    // Nothing lost, reordered or changed: the same versions, each the same
+    // update, and a bit-identical mirror, which the served model's
+    // prequential test saw at the same moments.
+    EXPECT_GT(stats.updates_published, 25u);
+    EXPECT_EQ(stats.updates_published, expected.updates_published);
+    EXPECT_EQ(overlapped->publisher->version(), stats.updates_published);
+    EXPECT_EQ(stats.entries_published, expected.entries_published);
+    EXPECT_EQ(stats.payload_bytes_published, expected.payload_bytes_published);
+    const std::vector<std::string> updates = Comparable(*overlapped);
+    EXPECT_EQ(updates.size() + 1, stats.updates_published);
+    EXPECT_TRUE(updates == Comparable(*in_line));
+    EXPECT_EQ(overlapped->publisher->mirror_checksum(), in_line->publisher->mirror_checksum());
+    EXPECT_EQ(overlapped->mirror->Checksum(), in_line->mirror->Checksum());
+    EXPECT_EQ(stats.correct, expected.correct);
+    EXPECT_EQ(stats.served_correct, expected.served_correct);
+  }
+}
+
+TEST_F(StreamTrainerTest, UpdateLogFailureStopsTrainingWithOverlappedPublishing) {
+  for (const bool overlap : {false, true}) {
+    SCOPED_TRACE(overlap);
+    StreamTrainer::Options options = SmallOptions();
+    options.overlap_publishing = overlap;
+    FailingSink sink(/*accept=*/4);
+    UpdatePublisher::Options logged;
+    logged.sink = &sink;
+    absl::StatusOr<TrainingRun> run = MakeRun(options, "mlp", 0, logged);
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_THAT(RunToEnd(*run), StatusIs(absl::StatusCode::kResourceExhausted,
+                                         HasSubstr("update 6 could not be logged")));
+    const StreamTrainer::Stats stats = run->trainer->stats();
+    EXPECT_EQ(stats.phase, FAILED);
+    // Versions 2 to 5 were logged and published; nothing after them.
+    EXPECT_EQ(run->publisher->version(), 5u);
+    EXPECT_EQ(stats.updates_published, 5u);
+    EXPECT_LT(stats.steps, 25);
+  }
 }
 
 }  // namespace

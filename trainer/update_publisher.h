@@ -12,9 +12,11 @@
 //
 // Lifecycle: construct, Start() once (version 1), Publish() after every
 // training step, Close() at shutdown to end every subscription.
-// Thread-safety: Start() and Publish() are called by the training thread
-// only (the only writer of the mirror); Next() and the accessors are
-// thread-safe and are called by gRPC threads, one per subscriber.
+// Thread-safety: Start() and Publish() are called by one thread at a time,
+// the only writer of the mirror: the training thread, or the publishing
+// thread it hands an update to (trainer/publishing_thread.h) until it has
+// waited for it; Next() and the accessors are thread-safe and are called by
+// gRPC threads, one per subscriber.
 #ifndef CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_
 #define CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_
 
