@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
+#include "absl/types/optional.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -56,6 +57,18 @@ class PredictBatcherTest : public ::testing::Test {
     return answers;
   }
 
+  // A batcher with one worker, merging up to `max_batch` examples when
+  // `timeout` is set, running each request alone otherwise.
+  std::unique_ptr<PredictBatcher> StartBatcher(absl::optional<absl::Duration> timeout,
+                                               int64_t max_batch = 64) {
+    PredictBatcher::Options options;
+    options.threads = 1;
+    options.dynamic_batching = timeout.has_value();
+    if (timeout.has_value()) options.batch_timeout = *timeout;
+    options.max_batch = max_batch;
+    return PredictBatcher::Create(options, live_.get()).value();
+  }
+
   // What the live model answers for one request alone.
   void ExpectAloneAnswer(const absl::StatusOr<LiveModel::Predictions>& answer,
                          const std::vector<float>& values) {
@@ -89,9 +102,7 @@ TEST_F(PredictBatcherTest, RefusesOptionsNamingTheFlag) {
 }
 
 TEST_F(PredictBatcherTest, WithoutDynamicBatchingEachRequestRunsAlone) {
-  PredictBatcher::Options options;
-  options.threads = 1;
-  std::unique_ptr<PredictBatcher> batcher = PredictBatcher::Create(options, live_.get()).value();
+  std::unique_ptr<PredictBatcher> batcher = StartBatcher(absl::nullopt);
   std::vector<std::vector<float>> values;
   for (uint32_t i = 0; i < 6; ++i) values.push_back(Image(i));
   const auto answers =
@@ -102,13 +113,8 @@ TEST_F(PredictBatcherTest, WithoutDynamicBatchingEachRequestRunsAlone) {
 }
 
 TEST_F(PredictBatcherTest, MergesWaitingRequestsIntoOneForwardPassAndSplitsTheAnswers) {
-  PredictBatcher::Options options;
-  options.threads = 1;
-  options.dynamic_batching = true;
-  options.max_batch = 8;
   // Long enough that the batch fills before it times out.
-  options.batch_timeout = absl::Seconds(30);
-  std::unique_ptr<PredictBatcher> batcher = PredictBatcher::Create(options, live_.get()).value();
+  std::unique_ptr<PredictBatcher> batcher = StartBatcher(absl::Seconds(30), 8);
   std::vector<std::vector<float>> values;
   for (uint32_t i = 0; i < 8; ++i) values.push_back(Image(i));
   const auto answers =
@@ -119,12 +125,7 @@ TEST_F(PredictBatcherTest, MergesWaitingRequestsIntoOneForwardPassAndSplitsTheAn
 }
 
 TEST_F(PredictBatcherTest, TheTimeoutRunsABatchThatDidNotFill) {
-  PredictBatcher::Options options;
-  options.threads = 1;
-  options.dynamic_batching = true;
-  options.max_batch = 64;
-  options.batch_timeout = absl::Milliseconds(5);
-  std::unique_ptr<PredictBatcher> batcher = PredictBatcher::Create(options, live_.get()).value();
+  std::unique_ptr<PredictBatcher> batcher = StartBatcher(absl::Milliseconds(5), 64);
   const std::vector<std::vector<float>> values = {Image(1), Image(2), Image(3)};
   const auto answers = SubmitAll(*batcher, {kOneImage, kOneImage, kOneImage}, values);
   for (size_t i = 0; i < values.size(); ++i) ExpectAloneAnswer(answers[i], values[i]);
@@ -132,12 +133,7 @@ TEST_F(PredictBatcherTest, TheTimeoutRunsABatchThatDidNotFill) {
 }
 
 TEST_F(PredictBatcherTest, ABadRequestFailsAloneAndTheOthersAreAnswered) {
-  PredictBatcher::Options options;
-  options.threads = 1;
-  options.dynamic_batching = true;
-  options.max_batch = 4;
-  options.batch_timeout = absl::Seconds(30);
-  std::unique_ptr<PredictBatcher> batcher = PredictBatcher::Create(options, live_.get()).value();
+  std::unique_ptr<PredictBatcher> batcher = StartBatcher(absl::Seconds(30), 4);
   std::vector<float> not_finite = Image(2);
   not_finite[10] = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> short_one = Image(4);
@@ -160,12 +156,7 @@ TEST_F(PredictBatcherTest, ABadRequestFailsAloneAndTheOthersAreAnswered) {
 }
 
 TEST_F(PredictBatcherTest, RequestsOfAnotherExampleShapeAreNotMerged) {
-  PredictBatcher::Options options;
-  options.threads = 1;
-  options.dynamic_batching = true;
-  options.max_batch = 3;
-  options.batch_timeout = absl::Milliseconds(50);
-  std::unique_ptr<PredictBatcher> batcher = PredictBatcher::Create(options, live_.get()).value();
+  std::unique_ptr<PredictBatcher> batcher = StartBatcher(absl::Milliseconds(50), 3);
   const std::vector<std::vector<float>> values = {Image(1), Image(2), Image(3)};
   const auto answers =
       SubmitAll(*batcher, {kOneImage, {1, 784}, kOneImage}, values);
