@@ -146,11 +146,21 @@ std::vector<PredictBatcher::Request> PredictBatcher::NextBatch() {
   return batch;
 }
 
+absl::StatusOr<LiveModel::Predictions> PredictBatcher::Predict(
+    absl::Span<const int64_t> shape, absl::Span<const float> values, size_t requests) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<LiveModel::Predictions> predictions = live_->Predict(shape, values);
+  if (options_.observer != nullptr && predictions.ok()) {
+    options_.observer->Ran(requests, Rows(shape), absl::Now() - start);
+  }
+  return predictions;
+}
+
 void PredictBatcher::Run(std::vector<Request>& batch) {
   ++batches_run_;
   requests_run_ += batch.size();
   if (batch.size() == 1) {
-    batch[0].done(live_->Predict(batch[0].shape, batch[0].values));
+    batch[0].done(Predict(batch[0].shape, batch[0].values, 1));
     return;
   }
   std::vector<int64_t> shape(batch[0].shape.begin(), batch[0].shape.end());
@@ -165,10 +175,10 @@ void PredictBatcher::Run(std::vector<Request>& batch) {
   for (const Request& request : batch) {
     values.insert(values.end(), request.values.begin(), request.values.end());
   }
-  absl::StatusOr<LiveModel::Predictions> merged = live_->Predict(shape, values);
+  absl::StatusOr<LiveModel::Predictions> merged = Predict(shape, values, batch.size());
   if (!merged.ok()) {
     // Whatever failed, each request gets its own answer.
-    for (Request& request : batch) request.done(live_->Predict(request.shape, request.values));
+    for (Request& request : batch) request.done(Predict(request.shape, request.values, 1));
     return;
   }
   const int64_t classes = merged->num_classes;

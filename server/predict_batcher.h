@@ -40,6 +40,17 @@ namespace contrail {
 
 class PredictBatcher {
  public:
+  // Told of every forward pass that answered, for metrics
+  // (server/server_metrics.h). Called on worker threads; must not block.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    // One LiveModel::Predict over `requests` requests holding `examples`
+    // examples in all took `forward` (a merged batch that failed is not
+    // counted; the requests it held, run again one by one, are).
+    virtual void Ran(size_t requests, int64_t examples, absl::Duration forward) = 0;
+  };
+
   struct Options {
     // Worker threads running forward passes (--predict_threads); 0: one
     // per core.
@@ -53,6 +64,8 @@ class PredictBatcher {
     // Largest merged batch, in examples (--max_batch); a request larger
     // than this is LiveModel's to refuse.
     int64_t max_batch = 1024;
+    // Told of each forward pass; null: nobody. Must outlive the batcher.
+    Observer* observer = nullptr;
   };
 
   // Called once, on a worker thread, with the request's predictions.
@@ -101,6 +114,10 @@ class PredictBatcher {
   // like `first`.
   bool Joins(const Request& first, int64_t rows, const Request& request) const;
   void Run(std::vector<Request>& batch);
+  // LiveModel::Predict, reported to the observer as a pass over `requests`.
+  absl::StatusOr<LiveModel::Predictions> Predict(absl::Span<const int64_t> shape,
+                                                 absl::Span<const float> values,
+                                                 size_t requests);
 
   // Constant after construction.
   const Options options_;

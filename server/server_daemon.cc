@@ -29,8 +29,10 @@ InferenceServiceImpl::Options InferenceOptions(const ServerDaemon::Options& opti
   return inference_options;
 }
 
-PredictBatcher::Options BatcherOptions(const ServerDaemon::Options& options) {
+PredictBatcher::Options BatcherOptions(const ServerDaemon::Options& options,
+                                       PredictBatcher::Observer* observer = nullptr) {
   PredictBatcher::Options batching;
+  batching.observer = observer;
   batching.threads = options.predict_threads;
   batching.dynamic_batching = options.dynamic_batching;
   batching.batch_timeout = options.batch_timeout;
@@ -207,7 +209,8 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
       saver_(std::move(saver)),
       tokens_(std::move(tokens)),
       credentials_(std::move(credentials)),
-      prediction_service_(live_.get(), access(), BatcherOptions(options)),
+      // metrics, the argument, is not yet moved into metrics_.
+      prediction_service_(live_.get(), access(), BatcherOptions(options, metrics.get())),
       update_service_(relay_ == nullptr
                           ? nullptr
                           : std::make_unique<UpdateServiceImpl>(

@@ -42,7 +42,23 @@ ServerMetrics::ServerMetrics(prometheus::Registry* registry)
                      .Name("contrail_server_snapshots_applied_total")
                      .Help("Snapshots (whole models) applied")
                      .Register(*registry)
-                     .Add({})) {}
+                     .Add({})),
+      batch_requests_(prometheus::BuildHistogram()
+                          .Name("contrail_server_predict_batch_requests")
+                          .Help("Predict requests answered by one forward pass (more than "
+                                "one with --dynamic_batching)")
+                          .Register(*registry)
+                          .Add({}, Exponential(1, 2, 1024))),
+      forward_seconds_(prometheus::BuildHistogram()
+                           .Name("contrail_server_predict_forward_seconds")
+                           .Help("Time of one Predict forward pass, merged or not")
+                           .Register(*registry)
+                           .Add({}, LatencyBuckets())) {}
+
+void ServerMetrics::Ran(size_t requests, int64_t /*examples*/, absl::Duration forward) {
+  batch_requests_.Observe(static_cast<double>(requests));
+  forward_seconds_.Observe(absl::ToDoubleSeconds(forward));
+}
 
 void ServerMetrics::Applied(const Update& update, uint64_t wire_bytes,
                             absl::Duration apply_time, absl::Time applied_at) {

@@ -5,9 +5,13 @@
 // from Update.publish_time_us: across machines as good as their clocks'
 // agreement), and its size (contrail_server_update_bytes,
 // contrail_server_update_entries), as histograms in a registry; plus the
-// latest freshness, for the status page.
+// latest freshness, for the status page. Per Predict forward pass, how many
+// requests it answered (contrail_server_predict_batch_requests: above 1 only
+// with --dynamic_batching) and how long it took
+// (contrail_server_predict_forward_seconds).
 //
-// It is the UpdateSubscriber's observer. This class is thread-safe.
+// It is the UpdateSubscriber's and the PredictBatcher's observer. This class
+// is thread-safe.
 #ifndef CONTRAIL_SERVER_SERVER_METRICS_H_
 #define CONTRAIL_SERVER_SERVER_METRICS_H_
 
@@ -19,17 +23,20 @@
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/predict_batcher.h"
 #include "server/update_subscriber.h"
 
 namespace contrail {
 
-class ServerMetrics final : public UpdateSubscriber::Observer {
+class ServerMetrics final : public UpdateSubscriber::Observer, public PredictBatcher::Observer {
  public:
   // Adds the families to `registry`, which must outlive this object.
   explicit ServerMetrics(prometheus::Registry* registry);
 
   void Applied(const Update& update, uint64_t wire_bytes, absl::Duration apply_time,
                absl::Time applied_at) override;
+
+  void Ran(size_t requests, int64_t examples, absl::Duration forward) override;
 
   // Seconds from publishing to serving the latest update applied that
   // carried a publish time; < 0 before any.
@@ -41,6 +48,8 @@ class ServerMetrics final : public UpdateSubscriber::Observer {
   prometheus::Histogram& update_bytes_;
   prometheus::Histogram& update_entries_;
   prometheus::Counter& snapshots_;
+  prometheus::Histogram& batch_requests_;
+  prometheus::Histogram& forward_seconds_;
   std::atomic<double> last_freshness_seconds_{-1.0};
 };
 

@@ -135,6 +135,10 @@ TEST_F(MetricsIntegrationTest, PrometheusScrapesBothDaemons) {
   WaitForQuery("contrail_server_freshness_seconds_count",
                equals(static_cast<double>(server_status.updates_applied())));
   WaitForQuery("contrail_server_update_apply_seconds_count", positive);
+  // One forward pass per Predict answered (no --dynamic_batching).
+  WaitForQuery("contrail_server_predict_batch_requests_count", equals(kPredictCalls));
+  WaitForQuery("contrail_server_predict_batch_requests_sum", equals(kPredictCalls));
+  WaitForQuery("contrail_server_predict_forward_seconds_count", equals(kPredictCalls));
   WaitForQuery("contrail_server_update_entries_sum", positive);
   WaitForQuery("contrail_server_model_version{model=\"lenet5\"}",
                equals(static_cast<double>(server_status.version())));
