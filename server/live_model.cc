@@ -31,7 +31,8 @@ absl::StatusOr<std::unique_ptr<LiveModel>> LiveModel::Create(const Options& opti
   if (options.clock == nullptr) return absl::InvalidArgumentError("clock must not be null");
   if (options.max_spare_versions < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "max_spare_versions must be >= 1, got ", options.max_spare_versions));
+        "max_spare_versions (--max_spare_versions) must be >= 1, got ",
+        options.max_spare_versions));
   }
   return std::unique_ptr<LiveModel>(new LiveModel(options));
 }

@@ -19,6 +19,9 @@ ABSL_FLAG(std::string, trainer, "127.0.0.1:50051",
 ABSL_FLAG(std::string, name, "",
           "name of this server in the trainer's logs (default: server@<listen>)");
 ABSL_FLAG(int64_t, max_batch, 1024, "largest batch one Predict may carry");
+ABSL_FLAG(int32_t, max_spare_versions, 3,
+          "retired versions of the model kept for updates to write into while "
+          "predictions still read the newer ones; each is a copy of the model in memory");
 ABSL_FLAG(int32_t, predict_threads, 0,
           "threads running Predict's forward passes; 0: one per core");
 ABSL_FLAG(bool, dynamic_batching, false,
@@ -80,6 +83,7 @@ int main(int argc, char** argv) {
   options.name = absl::GetFlag(FLAGS_name);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.max_example_floats = absl::GetFlag(FLAGS_max_example_floats);
+  options.max_spare_versions = absl::GetFlag(FLAGS_max_spare_versions);
   options.predict_threads = absl::GetFlag(FLAGS_predict_threads);
   options.dynamic_batching = absl::GetFlag(FLAGS_dynamic_batching);
   options.batch_timeout = absl::Microseconds(absl::GetFlag(FLAGS_batch_timeout_us));

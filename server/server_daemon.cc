@@ -100,6 +100,7 @@ absl::StatusOr<std::unique_ptr<ServerDaemon>> ServerDaemon::Create(const Options
   CONTRAIL_RETURN_IF_ERROR(PredictBatcher::CheckOptions(BatcherOptions(options)));
   LiveModel::Options live_options;
   live_options.max_batch = options.max_batch;
+  live_options.max_spare_versions = options.max_spare_versions;
   live_options.clock = options.clock;
   CONTRAIL_ASSIGN_OR_RETURN(std::unique_ptr<LiveModel> live, LiveModel::Create(live_options));
   std::unique_ptr<ServedModelStore> store;

@@ -68,6 +68,9 @@ class ServerDaemon {
     // Largest batch one Predict (or ModelInfer) may carry, and the largest
     // batch dynamic batching forms.
     int64_t max_batch = 1024;
+    // Retired versions of the model kept for updates to reuse (each a copy
+    // of the model in memory; LiveModel::Options::max_spare_versions).
+    int max_spare_versions = 3;
     // Threads running Predict's forward passes; 0: one per core.
     int predict_threads = 0;
     // Merge the Predict requests that wait into one forward pass

@@ -114,6 +114,10 @@ TEST(ServerDaemonTest, CreateRejectsBadOptionsNamingTheField) {
       {"--keepalive_timeout_s",
        [](ServerDaemon::Options* o) { o->keepalive.timeout = absl::ZeroDuration(); }},
       {"metrics_listen", [](ServerDaemon::Options* o) { o->metrics_listen = "nonsense"; }},
+      {"--max_spare_versions", [](ServerDaemon::Options* o) { o->max_spare_versions = 0; }},
+      {"predict_threads", [](ServerDaemon::Options* o) { o->predict_threads = -1; }},
+      {"batch_timeout_us",
+       [](ServerDaemon::Options* o) { o->batch_timeout = absl::Microseconds(-5); }},
       {"--save_every_s",
        [](ServerDaemon::Options* o) {
          o->state_dir = StateDir("bad-save-every");

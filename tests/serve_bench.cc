@@ -924,6 +924,7 @@ struct ModelFigures {
   std::string label;
   double bare_b1_p50 = NAN, server_b1_p50 = NAN, grpc_floor_p50 = NAN;
   double p99_none = NAN, p99_500 = NAN;
+  double median_p99_none = NAN, median_p99_500 = NAN;  // median of the rounds' p99
   double fresh_p99_500 = NAN;
   double sustained = NAN;
   double batching_gain_c64 = NAN;
@@ -933,6 +934,7 @@ struct ModelFigures {
 struct UpdatePhase {
   int rounds = 0;
   std::vector<double> latency_ms;      // Predict
+  std::vector<double> round_p99_ms;    // Predict p99 of each round
   std::vector<double> fresh_ms;        // publish -> visible
   std::vector<double> apply_ms;        // the update's share of its apply
   uint64_t updates = 0, swaps = 0;     // applied, and the swaps that made them visible
@@ -944,6 +946,16 @@ struct UpdatePhase {
   double applying_s = 0;  // first send to last visible, per round
   bool caught_up = true;
 };
+
+// The median of the rounds' Predict p99: one round that caught a stall of
+// the machine moves it less than it moves the pooled p99.
+double MedianRoundP99(const UpdatePhase& phase) {
+  if (phase.round_p99_ms.empty()) return NAN;
+  std::vector<double> p99 = phase.round_p99_ms;
+  std::sort(p99.begin(), p99.end());
+  const size_t n = p99.size();
+  return n % 2 == 1 ? p99[n / 2] : (p99[n / 2 - 1] + p99[n / 2]) / 2;
+}
 
 void RunUpdatePhase(BenchServer* server, LoadClient* client, const PredictRequest& request,
                     double predict_rate, double update_rate, bool reload,
@@ -963,6 +975,7 @@ void RunUpdatePhase(BenchServer* server, LoadClient* client, const PredictReques
   ++phase->rounds;
   phase->latency_ms.insert(phase->latency_ms.end(), load.latency_ms.begin(),
                            load.latency_ms.end());
+  phase->round_p99_ms.push_back(Summarize(load.latency_ms).p99);
   phase->errors += load.errors;
   if (job.count == 0) return;
   const ReplayingPublisher::JobResult sent = server->publisher().Collect();
@@ -1174,9 +1187,10 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
   const double predict_rate = std::max(1.0, std::round(config.predict_load * peak_b1));
   Table updates({"<updates", "offered/s", "rounds", "sent", "sent/s", "applied/s", "fresh p50 ms",
                  "fresh p99 ms", "apply p99 ms", "updates / swap", "Predict p50 ms", "Predict p99 ms",
-                 "Predict p999 ms", "p99 / no updates"});
+                 "Predict p999 ms", "p99 / no updates", "median round p99 ms",
+                 "median round p99 / no updates"});
   std::unordered_map<double, UpdatePhase> delta_at, reload_at;
-  double p99_none = NAN;
+  double p99_none = NAN, median_p99_none = NAN;
   auto add_row = [&](const std::string& kind, double rate, const UpdatePhase& phase) {
     const Percentiles load = Summarize(phase.latency_ms);
     const Percentiles fresh = Summarize(phase.fresh_ms);
@@ -1190,7 +1204,8 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
          Num(fresh.p50, 3), Num(fresh.p99, 3), Num(apply.p99, 3),
          phase.swaps > 0 ? Num(static_cast<double>(phase.updates) / phase.swaps, 1) : "-",
          Num(load.p50, 3),
-         Num(load.p99, 3), Num(load.p999, 3), Ratio(load.p99 / p99_none)});
+         Num(load.p99, 3), Num(load.p999, 3), Ratio(load.p99 / p99_none),
+         Num(MedianRoundP99(phase), 3), Ratio(MedianRoundP99(phase) / median_p99_none)});
   };
   // Rounds interleave the rates, so that a drift in the machine's load
   // hits every rate alike. Reloads replace the model with a snapshot that
@@ -1208,7 +1223,10 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
                      &reload_at[rate]);
     }
   }
-  if (delta_at.count(0)) p99_none = Summarize(delta_at[0].latency_ms).p99;
+  if (delta_at.count(0)) {
+    p99_none = Summarize(delta_at[0].latency_ms).p99;
+    median_p99_none = MedianRoundP99(delta_at[0]);
+  }
   for (double rate : config.update_rates) add_row("delta", rate, delta_at[rate]);
   for (double rate : config.reload_rates) {
     if (rate > 0) add_row("full reload", rate, reload_at[rate]);
@@ -1247,8 +1265,10 @@ ModelFigures RunModel(const std::string& architecture, const Config& config) {
   versus.Print();
 
   figures.p99_none = p99_none;
+  figures.median_p99_none = median_p99_none;
   if (delta_at.count(500)) {
     figures.p99_500 = Summarize(delta_at[500].latency_ms).p99;
+    figures.median_p99_500 = MedianRoundP99(delta_at[500]);
     figures.fresh_p99_500 = Summarize(delta_at[500].fresh_ms).p99;
   }
   return figures;
@@ -1261,6 +1281,9 @@ void PrintTargets(const std::vector<ModelFigures>& all) {
     const double p99_ratio = f.p99_500 / f.p99_none;
     targets.AddRow({f.label, "Predict p99, 500 updates/s / none <= 1.05x", Ratio(p99_ratio),
                     met(p99_ratio <= 1.05, p99_ratio)});
+    const double median_ratio = f.median_p99_500 / f.median_p99_none;
+    targets.AddRow({f.label, "the same, median of the rounds' p99 (robust to one stalled round)",
+                    Ratio(median_ratio), met(median_ratio <= 1.05, median_ratio)});
     targets.AddRow({f.label, "freshness p99 at 500 updates/s <= 5 ms",
                     Num(f.fresh_p99_500, 3) + " ms",
                     met(f.fresh_p99_500 <= 5, f.fresh_p99_500)});
