@@ -1,5 +1,7 @@
 #include "server/inference_service_impl.h"
 
+#include "absl/synchronization/notification.h"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -334,6 +336,20 @@ grpc::Status InferenceServiceImpl::ModelInfer(grpc::ServerContext* context,
   return ToGrpcStatus(Infer(*request, response));
 }
 
+absl::StatusOr<LiveModel::Predictions> InferenceServiceImpl::Predict(
+    absl::Span<const int64_t> shape, absl::Span<const float> values) {
+  if (batcher_ == nullptr) return live_->Predict(shape, values);
+  // A synchronous handler: its thread waits for the worker's answer.
+  absl::StatusOr<LiveModel::Predictions> answer;
+  absl::Notification answered;
+  batcher_->Submit(shape, values, [&](absl::StatusOr<LiveModel::Predictions> predictions) {
+    answer = std::move(predictions);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
+}
+
 absl::Status InferenceServiceImpl::Infer(const ModelInferRequest& request,
                                          ModelInferResponse* response) {
   CONTRAIL_ASSIGN_OR_RETURN(std::shared_ptr<const LiveModel::Version> served,
@@ -344,7 +360,7 @@ absl::Status InferenceServiceImpl::Infer(const ModelInferRequest& request,
       DecodeInput(request, *served, options_.model_name, options_.max_batch, &shape));
   CONTRAIL_ASSIGN_OR_RETURN(std::vector<std::string> outputs,
                             RequestedOutputs(request, options_.model_name));
-  CONTRAIL_ASSIGN_OR_RETURN(LiveModel::Predictions predictions, live_->Predict(shape, values));
+  CONTRAIL_ASSIGN_OR_RETURN(LiveModel::Predictions predictions, Predict(shape, values));
   // An update may have landed between Resolve() and Predict(): a request
   // for one version is answered by that version or not at all.
   if (!request.model_version().empty() && predictions.version != served->version) {

@@ -33,6 +33,7 @@
 #include "common/access_policy.h"
 #include "proto/grpc_predict_v2.grpc.pb.h"
 #include "server/live_model.h"
+#include "server/predict_batcher.h"
 
 namespace contrail {
 
@@ -62,10 +63,14 @@ class InferenceServiceImpl final : public inference::GRPCInferenceService::Servi
   // `live` and `access` must outlive the service; `options` must pass
   // CheckOptions(). ServerLive, ServerReady and ModelReady are open to
   // every caller, as probes; the other calls need the predict role under
-  // `access`.
+  // `access`. ModelInfer runs its forward pass through `batcher` when one
+  // is given (the one Predict uses, so that both protocols' requests share
+  // the workers and merge under dynamic batching; it must outlive the
+  // service), else on the calling thread.
   InferenceServiceImpl(const Options& options, LiveModel* live,
-                       const AccessPolicy* access = &AccessPolicy::Open())
-      : options_(options), live_(live), access_(access) {}
+                       const AccessPolicy* access = &AccessPolicy::Open(),
+                       PredictBatcher* batcher = nullptr)
+      : options_(options), live_(live), access_(access), batcher_(batcher) {}
 
   grpc::Status ServerLive(grpc::ServerContext* context,
                           const inference::ServerLiveRequest* request,
@@ -99,11 +104,15 @@ class InferenceServiceImpl final : public inference::GRPCInferenceService::Servi
       const std::string& name, const std::string& version) const;
   absl::Status Infer(const inference::ModelInferRequest& request,
                      inference::ModelInferResponse* response);
+  // LiveModel::Predict, through the batcher when there is one.
+  absl::StatusOr<LiveModel::Predictions> Predict(absl::Span<const int64_t> shape,
+                                                 absl::Span<const float> values);
 
   // Constant after construction.
   const Options options_;
   LiveModel* const live_;
   const AccessPolicy* const access_;
+  PredictBatcher* const batcher_;
 
   std::atomic<uint64_t> inferences_{0};
 };

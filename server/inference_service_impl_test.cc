@@ -257,6 +257,25 @@ TEST_F(InferenceServiceImplTest, RawInputsGetTheBitsPredictAnswersInRawOutputs) 
   EXPECT_EQ(service_.inferences(), 3u);
 }
 
+TEST_F(InferenceServiceImplTest, ThroughAPredictBatcherAnswersTheSameBits) {
+  Hold();
+  PredictBatcher::Options batching;
+  batching.threads = 1;
+  batching.dynamic_batching = true;
+  batching.batch_timeout = absl::ZeroDuration();
+  std::unique_ptr<PredictBatcher> batcher = PredictBatcher::Create(batching, live_.get()).value();
+  InferenceServiceImpl batched(ServiceOptions(), live_.get(), &AccessPolicy::Open(),
+                               batcher.get());
+  const ModelInferRequest request = RawRequest({3, 1, 28, 28}, Pixels(3 * kPixels));
+  ModelInferResponse alone, through_batcher;
+  ASSERT_TRUE(Infer(request, &alone).ok());
+  const grpc::Status status = batched.ModelInfer(nullptr, &request, &through_batcher);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(through_batcher.SerializeAsString(), alone.SerializeAsString());
+  EXPECT_EQ(batcher->requests_run(), 1u);
+  EXPECT_EQ(batched.inferences(), 3u);
+}
+
 TEST_F(InferenceServiceImplTest, TypedContentsAnswerAsRawOnes) {
   Hold();
   const std::vector<float> pixels = Pixels(2 * kPixels, /*seed=*/11);

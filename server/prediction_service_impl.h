@@ -33,7 +33,9 @@ class PredictionServiceImpl final : public PredictionService::CallbackService {
 
   // Examples predicted so far.
   uint64_t predictions() const { return predictions_.load(); }
+  // The workers that run its forward passes, for other services to share.
   const PredictBatcher& batcher() const { return *batcher_; }
+  PredictBatcher* batcher() { return batcher_.get(); }
 
  private:
   const AccessPolicy* const access_;

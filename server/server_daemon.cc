@@ -221,7 +221,8 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
                       update_service_.get(), access()),
       health_service_(HoldsModel(live_.get()), HealthServices()),
       health_probe_service_(HoldsModel(live_.get()), HealthServices()),
-      inference_service_(InferenceOptions(options), live_.get(), access()),
+      inference_service_(InferenceOptions(options), live_.get(), access(),
+                         prediction_service_.batcher()),
       registry_(std::move(registry)),
       metrics_(std::move(metrics)) {}
 
