@@ -35,7 +35,7 @@ class PredictionServiceImpl final : public PredictionService::CallbackService {
   uint64_t predictions() const { return predictions_.load(); }
   // The workers that run its forward passes, for other services to share.
   const PredictBatcher& batcher() const { return *batcher_; }
-  PredictBatcher* batcher() { return batcher_.get(); }
+  PredictBatcher* mutable_batcher() { return batcher_.get(); }
 
  private:
   const AccessPolicy* const access_;

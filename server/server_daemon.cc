@@ -222,7 +222,7 @@ ServerDaemon::ServerDaemon(const Options& options, std::unique_ptr<LiveModel> li
       health_service_(HoldsModel(live_.get()), HealthServices()),
       health_probe_service_(HoldsModel(live_.get()), HealthServices()),
       inference_service_(InferenceOptions(options), live_.get(), access(),
-                         prediction_service_.batcher()),
+                         prediction_service_.mutable_batcher()),
       registry_(std::move(registry)),
       metrics_(std::move(metrics)) {}
 
