@@ -77,10 +77,28 @@ class UpdateServiceImplTest : public ::testing::Test {
     ASSERT_OK(feed_->Reset(head, [] { return absl::OkStatus(); }));
   }
 
-  // Publishes the next version, stamped with the time now.
-  void Publish() {
+  // Serves over TCP on a free port instead: unlike the in-process
+  // transport, it applies flow control, so a client that does not read
+  // leaves a write outstanding.
+  void ServeOverTcp() {
+    service_ = std::make_unique<UpdateServiceImpl>(feed_.get());
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    stub_ = UpdateService::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                       grpc::InsecureChannelCredentials()));
+  }
+
+  // Publishes the next version, stamped with the time now, with `padding`
+  // bytes of payload.
+  void Publish(size_t padding = 0) {
     const uint64_t head = feed_->head().version;
     auto update = std::make_shared<Update>();
+    if (padding > 0) update->set_torchscript_module(std::string(padding, 'x'));
     update->set_run(kRun);
     update->set_fingerprint(kFingerprint);
     update->set_base_version(head);
@@ -247,6 +265,41 @@ TEST_F(UpdateServiceImplTest, ServerShutdownEndsIdleSubscriptions) {
     EXPECT_FALSE(reader->Read(&none));
     EXPECT_FALSE(reader->Finish().ok());
   }
+}
+
+// A client that stops reading leaves a write outstanding (the stream is
+// full); cancelling it, or shutting the server down, still ends it.
+TEST_F(UpdateServiceImplTest, SubscriptionsStuckOnAFullStreamEnd) {
+  ResetTo(1);
+  ServeOverTcp();
+  grpc::ClientContext cancelled_context;
+  auto cancelled = stub_->SubscribeUpdates(&cancelled_context, Holding(1, "cancelled"));
+  grpc::ClientContext shut_context;
+  auto shut = stub_->SubscribeUpdates(&shut_context, Holding(1, "shut"));
+  ASSERT_TRUE(test::WaitUntil([&] { return service_->subscribers() == 2; }, kPatience));
+  constexpr size_t kMiB = size_t{1} << 20;
+  for (int i = 0; i < 48; ++i) Publish(kMiB);
+  // Neither reads: after a few MiB in flight, the next write waits.
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        for (const UpdateServiceImpl::Subscriber& open : service_->OpenSubscribers()) {
+          if (open.version == 1) return false;
+        }
+        return true;
+      },
+      kPatience));
+  for (const UpdateServiceImpl::Subscriber& open : service_->OpenSubscribers()) {
+    EXPECT_LT(open.version, 49u) << open.name << " was sent everything";
+  }
+  cancelled_context.TryCancel();
+  EXPECT_TRUE(test::WaitUntil([&] { return service_->subscribers() == 1; }, kPatience));
+  const absl::Time start = absl::Now();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(service_->subscribers(), 0u);
+  EXPECT_FALSE(cancelled->Finish().ok());
+  shut_context.TryCancel();
+  EXPECT_FALSE(shut->Finish().ok());
 }
 
 TEST_F(UpdateServiceImplTest, ClosingTheFeedEndsSubscriptionsWithUnavailable) {
