@@ -43,30 +43,36 @@ absl::StatusOr<std::unique_ptr<UpdateRetention>> UpdateRetention::Create(
 
 absl::Status UpdateRetention::Reset(const Head& head,
                                     absl::FunctionRef<absl::Status()> change) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status changed = change(); !changed.ok()) return changed;
-  head_ = head;
-  retained_.clear();
-  retained_bytes_ = 0;
-  snapshot_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status changed = change(); !changed.ok()) return changed;
+    head_ = head;
+    retained_.clear();
+    retained_bytes_ = 0;
+    snapshot_.reset();
+  }
+  NotifyListeners();
   return absl::OkStatus();
 }
 
 absl::Status UpdateRetention::Advance(std::shared_ptr<Update> update,
                                       absl::FunctionRef<absl::Status(Update*)> apply) {
-  absl::MutexLock lock(&mu_);
-  if (update->snapshot() || update->run() != head_.run ||
-      update->base_version() != head_.version || update->version() != head_.version + 1) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        update->snapshot() ? "snapshot " : "update ", update->version(), " (base ",
-        update->base_version(), ") does not follow version ", head_.version,
-        update->run() != head_.run ? " of another run" : ""));
+  {
+    absl::MutexLock lock(&mu_);
+    if (update->snapshot() || update->run() != head_.run ||
+        update->base_version() != head_.version || update->version() != head_.version + 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          update->snapshot() ? "snapshot " : "update ", update->version(), " (base ",
+          update->base_version(), ") does not follow version ", head_.version,
+          update->run() != head_.run ? " of another run" : ""));
+    }
+    if (absl::Status applied = apply(update.get()); !applied.ok()) return applied;
+    head_.version = update->version();
+    head_.checksum = update->model_checksum();
+    snapshot_.reset();
+    RetainLocked(std::move(update));
   }
-  if (absl::Status applied = apply(update.get()); !applied.ok()) return applied;
-  head_.version = update->version();
-  head_.checksum = update->model_checksum();
-  snapshot_.reset();
-  RetainLocked(std::move(update));
+  NotifyListeners();
   return absl::OkStatus();
 }
 
@@ -121,8 +127,28 @@ absl::Status UpdateRetention::Next(uint64_t have_run, uint64_t have_version,
 }
 
 void UpdateRetention::Close() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+  NotifyListeners();
+}
+
+uint64_t UpdateRetention::AddListener(std::function<void()> listener) {
+  absl::MutexLock lock(&listeners_mu_);
+  const uint64_t handle = next_listener_++;
+  listeners_.emplace(handle, std::move(listener));
+  return handle;
+}
+
+void UpdateRetention::RemoveListener(uint64_t handle) {
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_.erase(handle);
+}
+
+void UpdateRetention::NotifyListeners() {
+  absl::MutexLock lock(&listeners_mu_);
+  for (const auto& [handle, listener] : listeners_) listener();
 }
 
 UpdateRetention::Head UpdateRetention::head() const {

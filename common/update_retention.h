@@ -18,7 +18,9 @@
 // Lifecycle: Create(), then Reset() once the model has a first version,
 // Advance() per update, Close() to end every subscription.
 // This class is thread-safe: Reset() and Advance() are called by the one
-// thread that writes the model, Next() by many gRPC threads.
+// thread that writes the model, Next() by many threads; listeners
+// (AddListener()) run on the thread that called Reset(), Advance() or
+// Close(), after the change, outside the lock that guards the model.
 #ifndef CONTRAIL_COMMON_UPDATE_RETENTION_H_
 #define CONTRAIL_COMMON_UPDATE_RETENTION_H_
 
@@ -26,6 +28,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -109,6 +112,12 @@ class UpdateRetention final : public UpdateFeed {
   // Ends every Next() with UNAVAILABLE, now and later.
   void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // UpdateFeed: listeners run after every Reset() and Advance() that
+  // succeeds, and after Close().
+  uint64_t AddListener(std::function<void()> listener) override
+      ABSL_LOCKS_EXCLUDED(listeners_mu_);
+  void RemoveListener(uint64_t handle) override ABSL_LOCKS_EXCLUDED(listeners_mu_);
+
   Head head() const ABSL_LOCKS_EXCLUDED(mu_);
   // Updates retained now.
   size_t retained() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -119,6 +128,8 @@ class UpdateRetention final : public UpdateFeed {
 
   void RetainLocked(std::shared_ptr<const Update> update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<const Update> SnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs every listener; called after a change, with mu_ released.
+  void NotifyListeners() ABSL_LOCKS_EXCLUDED(mu_, listeners_mu_);
 
   // Constant after construction.
   const Options options_;
@@ -136,6 +147,12 @@ class UpdateRetention final : public UpdateFeed {
   // Snapshot of the model at some version, built on demand and reused
   // until the head moves on.
   std::shared_ptr<const Update> snapshot_ ABSL_GUARDED_BY(mu_);
+
+  // Protects the listeners; held while they run, so that RemoveListener()
+  // waits for a running one. Never held together with mu_.
+  absl::Mutex listeners_mu_;
+  std::map<uint64_t, std::function<void()>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  uint64_t next_listener_ ABSL_GUARDED_BY(listeners_mu_) = 0;
 };
 
 }  // namespace contrail

@@ -261,5 +261,25 @@ TEST_F(UpdateRetentionTest, CloseEndsWaitingAndLaterSubscribers) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("the test feed")));
 }
 
+TEST_F(UpdateRetentionTest, ListenersHearEveryChangeUntilRemoved) {
+  int heard = 0;
+  const uint64_t handle = retention_->AddListener([&] { ++heard; });
+  ResetTo(kRun, 1);
+  EXPECT_EQ(heard, 1);
+  ASSERT_OK(Advance(MakeUpdate(0, 5.0f)));
+  ASSERT_OK(Advance(MakeUpdate(0, 6.0f)));
+  EXPECT_EQ(heard, 3);
+  // A change that is refused is not announced.
+  auto stale = MakeUpdate(1, 7.0f);
+  stale->set_base_version(1);
+  EXPECT_THAT(Advance(stale), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("follow")));
+  EXPECT_EQ(heard, 3);
+  retention_->Close();
+  EXPECT_EQ(heard, 4);
+  retention_->RemoveListener(handle);
+  ResetTo(kRun, 9);
+  EXPECT_EQ(heard, 4);
+}
+
 }  // namespace
 }  // namespace contrail

@@ -93,4 +93,10 @@ absl::Status UpdateRelay::Next(uint64_t have_run, uint64_t have_version,
 
 void UpdateRelay::Close() { retention_->Close(); }
 
+uint64_t UpdateRelay::AddListener(std::function<void()> listener) {
+  return retention_->AddListener(std::move(listener));
+}
+
+void UpdateRelay::RemoveListener(uint64_t handle) { retention_->RemoveListener(handle); }
+
 }  // namespace contrail

@@ -19,12 +19,14 @@
 // anything); the UpdateSubscriber's apply thread calls Apply() for every
 // update it receives; Close() ends every subscription below.
 // This class is thread-safe: Apply() is called by the one apply thread,
-// Next() by a gRPC thread per subscriber.
+// Next() by the UpdateService; listeners run on the apply thread, after the
+// change.
 #ifndef CONTRAIL_SERVER_UPDATE_RELAY_H_
 #define CONTRAIL_SERVER_UPDATE_RELAY_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -66,6 +68,11 @@ class UpdateRelay final : public UpdateFeed, public UpdateApplier {
   absl::Status Next(uint64_t have_run, uint64_t have_version, uint64_t have_fingerprint,
                     absl::Duration timeout,
                     std::vector<std::shared_ptr<const Update>>* out) override;
+
+  // UpdateFeed: listeners run after every update that applies, and after
+  // Close().
+  uint64_t AddListener(std::function<void()> listener) override;
+  void RemoveListener(uint64_t handle) override;
 
   // Ends every subscription below, now and later.
   void Close();

@@ -258,6 +258,12 @@ absl::Status UpdatePublisher::Next(uint64_t have_run, uint64_t have_version,
 
 void UpdatePublisher::Close() { retention_->Close(); }
 
+uint64_t UpdatePublisher::AddListener(std::function<void()> listener) {
+  return retention_->AddListener(std::move(listener));
+}
+
+void UpdatePublisher::RemoveListener(uint64_t handle) { retention_->RemoveListener(handle); }
+
 uint64_t UpdatePublisher::version() const { return retention_->head().version; }
 
 uint64_t UpdatePublisher::mirror_checksum() const { return retention_->head().checksum; }

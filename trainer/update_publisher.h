@@ -15,12 +15,14 @@
 // Thread-safety: Start() and Publish() are called by one thread at a time,
 // the only writer of the mirror: the training thread, or the publishing
 // thread it hands an update to (trainer/publishing_thread.h) until it has
-// waited for it; Next() and the accessors are thread-safe and are called by
-// gRPC threads, one per subscriber.
+// waited for it; Next(), the listeners and the accessors are thread-safe
+// (Next() is called by the UpdateService, listeners run on the thread that
+// published, after the change).
 #ifndef CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_
 #define CONTRAIL_TRAINER_UPDATE_PUBLISHER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -126,6 +128,11 @@ class UpdatePublisher final : public UpdateFeed {
                     uint64_t have_fingerprint,
                     absl::Duration timeout,
                     std::vector<std::shared_ptr<const Update>>* out) override;
+
+  // UpdateFeed: listeners run after every Start(), Resume(), Replay() and
+  // Publish() that changes the version, and after Close().
+  uint64_t AddListener(std::function<void()> listener) override;
+  void RemoveListener(uint64_t handle) override;
 
   // Ends every Next() with UNAVAILABLE, now and later.
   void Close();
