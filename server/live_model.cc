@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/model_spec.h"
 #include "common/update_codec.h"
 
 namespace contrail {
@@ -107,10 +108,7 @@ absl::Status LiveModel::ApplyAt(absl::Span<const Update> updates, absl::Time app
     spares_.clear();
     history_.clear();
     history_values_ = 0;
-    model_values_ = 0;
-    for (const absl::Span<float>& view : (*next)->model->Views()) {
-      model_values_ += static_cast<int64_t>(view.size());
-    }
+    model_values_ = ModelSize((*next)->model->spec());
     current.reset();
     Publish(*std::move(next));
     return absl::OkStatus();

@@ -151,7 +151,7 @@ absl::StatusOr<LiveModel::Predictions> PredictBatcher::Predict(
   const absl::Time start = absl::Now();
   absl::StatusOr<LiveModel::Predictions> predictions = live_->Predict(shape, values);
   if (options_.observer != nullptr && predictions.ok()) {
-    options_.observer->Ran(requests, Rows(shape), absl::Now() - start);
+    options_.observer->Ran(requests, absl::Now() - start);
   }
   return predictions;
 }

@@ -45,10 +45,10 @@ class PredictBatcher {
   class Observer {
    public:
     virtual ~Observer() = default;
-    // One LiveModel::Predict over `requests` requests holding `examples`
-    // examples in all took `forward` (a merged batch that failed is not
-    // counted; the requests it held, run again one by one, are).
-    virtual void Ran(size_t requests, int64_t examples, absl::Duration forward) = 0;
+    // One LiveModel::Predict over `requests` requests took `forward` (a
+    // merged batch that failed is not counted; the requests it held, run
+    // again one by one, are).
+    virtual void Ran(size_t requests, absl::Duration forward) = 0;
   };
 
   struct Options {

@@ -55,7 +55,7 @@ ServerMetrics::ServerMetrics(prometheus::Registry* registry)
                            .Register(*registry)
                            .Add({}, LatencyBuckets())) {}
 
-void ServerMetrics::Ran(size_t requests, int64_t /*examples*/, absl::Duration forward) {
+void ServerMetrics::Ran(size_t requests, absl::Duration forward) {
   batch_requests_.Observe(static_cast<double>(requests));
   forward_seconds_.Observe(absl::ToDoubleSeconds(forward));
 }

@@ -36,7 +36,7 @@ class ServerMetrics final : public UpdateSubscriber::Observer, public PredictBat
   void Applied(const Update& update, uint64_t wire_bytes, absl::Duration apply_time,
                absl::Time applied_at) override;
 
-  void Ran(size_t requests, int64_t examples, absl::Duration forward) override;
+  void Ran(size_t requests, absl::Duration forward) override;
 
   // Seconds from publishing to serving the latest update applied that
   // carried a publish time; < 0 before any.

@@ -218,7 +218,29 @@ void UpdateSubscriber::Applied(absl::Span<const Update> updates, absl::Duration 
   }
 }
 
+absl::Status UpdateSubscriber::ApplyRun(absl::Span<const Update> run) {
+  const absl::Time started = absl::Now();
+  absl::Status status;
+  if (options_.applier != nullptr) {
+    status = options_.applier->Apply(run[0]);
+  } else if (run[0].snapshot()) {
+    status = live_->Apply(run[0]);
+  } else {
+    status = live_->ApplyBatch(run);
+  }
+  if (!status.ok()) return status;
+  const absl::Time applied_at = absl::Now();
+  Applied(run, applied_at - started, applied_at);
+  return absl::OkStatus();
+}
+
 absl::Status UpdateSubscriber::ApplyTaken(std::vector<Update>& updates, bool* applied_any) {
+  // `status` of `update`, naming it.
+  auto named = [](const Update& update, const absl::Status& status) {
+    return absl::Status(status.code(),
+                        absl::StrCat(update.snapshot() ? "snapshot " : "update ",
+                                     update.version(), ": ", status.ToString()));
+  };
   const absl::Span<const Update> all(updates);
   size_t next = 0;
   while (next < all.size()) {
@@ -228,43 +250,23 @@ absl::Status UpdateSubscriber::ApplyTaken(std::vector<Update>& updates, bool* ap
     if (!all[next].snapshot() && options_.applier == nullptr) {
       while (end < all.size() && !all[end].snapshot()) ++end;
     }
-    const absl::Span<const Update> batch = all.subspan(next, end - next);
-    const absl::Time started = absl::Now();
-    absl::Status status;
-    if (options_.applier != nullptr) {
-      status = options_.applier->Apply(batch[0]);
-    } else if (batch[0].snapshot()) {
-      status = live_->Apply(batch[0]);
-    } else {
-      status = live_->ApplyBatch(batch);
-    }
-    const absl::Time applied_at = absl::Now();
+    const absl::Span<const Update> run = all.subspan(next, end - next);
+    const absl::Status status = ApplyRun(run);
     if (status.ok()) {
       *applied_any = true;
-      Applied(batch, applied_at - started, applied_at);
       next = end;
       continue;
     }
-    if (batch.size() == 1) {
-      return absl::Status(status.code(),
-                          absl::StrCat(batch[0].snapshot() ? "snapshot " : "update ",
-                                       batch[0].version(), ": ", status.ToString()));
-    }
-    // Nothing of the batch applied: apply its updates one at a time, so
-    // that those before the one at fault are kept.
-    for (const Update& update : batch) {
-      const absl::Time one_started = absl::Now();
-      const absl::Status one = live_->Apply(update);
-      if (!one.ok()) {
-        return absl::Status(one.code(), absl::StrCat("update ", update.version(), ": ",
-                                                     one.ToString()));
-      }
+    if (run.size() == 1) return named(run[0], status);
+    // Nothing of the run applied: apply its updates one at a time, so that
+    // those before the one at fault are kept.
+    for (const Update& update : run) {
+      const absl::Status one = ApplyRun(absl::MakeConstSpan(&update, 1));
+      if (!one.ok()) return named(update, one);
       *applied_any = true;
-      const absl::Time one_applied_at = absl::Now();
-      Applied(absl::MakeConstSpan(&update, 1), one_applied_at - one_started, one_applied_at);
     }
     return absl::InternalError(absl::StrCat(
-        "updates ", batch.front().version(), "-", batch.back().version(),
+        "updates ", run.front().version(), "-", run.back().version(),
         " did not apply as one batch (", status.ToString(), ") but applied one at a time"));
   }
   return absl::OkStatus();

@@ -186,6 +186,9 @@ class UpdateSubscriber {
   // Applies `updates` (taken from the queue in arrival order) and counts
   // them; the first error, naming the update, ends the subscription.
   absl::Status ApplyTaken(std::vector<Update>& updates, bool* applied_any);
+  // Applies `run` (a snapshot alone, or consecutive updates; one at a time
+  // through an applier) as one swap, and counts and reports it.
+  absl::Status ApplyRun(absl::Span<const Update> run);
   // Counts and reports `updates` as applied in `apply_time` at `applied_at`.
   void Applied(absl::Span<const Update> updates, absl::Duration apply_time,
                absl::Time applied_at);
